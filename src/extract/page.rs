@@ -1,0 +1,433 @@
+//! One page's text → a `Record` of posts cells, or a `Reject` with its reason.
+
+use std::borrow::Cow;
+
+use arrow::datatypes::DataType;
+
+use super::record::{Cell, Record, Reject, RejectReason};
+use super::text::{bullet_item, clean, decode_entities, is_blank, is_paragraph, match_key, scalar_value, trim, trim_end};
+use super::value::{self, ValueProblem};
+use crate::load::schema;
+use crate::pipeline::{fold_key, PairField, Pipeline, Target, ValueType};
+
+/// Issue code of a page with bytes that are not UTF-8.
+pub const INVALID_UTF8: &str = "invalid_utf8";
+
+/// Extracts one page. `complete` is false for a page that reached the end of its file without a trailer.
+pub fn extract(p: &Pipeline, raw: &[u8], complete: bool) -> Result<Record, Reject> {
+    if !complete {
+        return Err(Reject {
+            reason: RejectReason::Truncated,
+            detail: "no trailer line before the end of the file: the dump was cut while it was written".into(),
+        });
+    }
+    let (text, invalid_utf8) = match std::str::from_utf8(raw) {
+        Ok(s) => (Cow::Borrowed(s), false),
+        Err(_) => (String::from_utf8_lossy(raw), true),
+    };
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut page = PageBuilder::new(p);
+    if invalid_utf8 {
+        page.issue(INVALID_UTF8.to_string());
+    }
+
+    let mut i = 0;
+    while i < lines.len() && is_blank(lines[i]) {
+        i += 1;
+    }
+    let mut meta_at = None;
+    if i < lines.len() {
+        if p.meta_start.is_match(trim(lines[i])) {
+            meta_at = Some(i);
+        } else {
+            page.cells[p.cols.title] = Cell::Text(clean(lines[i]));
+            i += 1;
+        }
+    }
+    let mut headings = Vec::new();
+    let mut paragraphs = Vec::new();
+    let mut trailer_at = lines.len();
+    if meta_at.is_none() {
+        while i < lines.len() {
+            let t = trim(lines[i]);
+            if t.is_empty() || bullet_item(lines[i]).is_some() {
+                i += 1;
+                continue;
+            }
+            if p.meta_start.is_match(t) {
+                meta_at = Some(i);
+                break;
+            }
+            if p.trailer.is_match(t) {
+                trailer_at = i;
+                break;
+            }
+            let line = clean(t);
+            if !p.image_line.is_match(&line) {
+                if is_paragraph(&line) {
+                    paragraphs.push(line);
+                } else {
+                    headings.push(line);
+                }
+            }
+            i += 1;
+        }
+    }
+    let Some(meta_at) = meta_at else {
+        return Err(Reject {
+            reason: RejectReason::NoMeta,
+            detail: "no meta block: no line matches page.meta_start before the trailer".into(),
+        });
+    };
+    let mut end = meta_at + 1;
+    while end < lines.len() && !p.trailer.is_match(trim(lines[end])) {
+        end += 1;
+    }
+    if end < lines.len() {
+        trailer_at = end;
+    }
+    page.meta(&lines[meta_at + 1..trailer_at.max(meta_at + 1)], meta_at + 2)?;
+
+    let similar: Vec<String> = lines.get(trailer_at + 1..).unwrap_or(&[]).iter().filter_map(|l| bullet_item(l)).map(clean).collect();
+    let c = &p.cols;
+    let words = paragraphs.iter().map(|x| x.split_whitespace().count()).sum::<usize>();
+    let body = paragraphs.join("\n\n");
+    let title = match &page.cells[c.title] {
+        Cell::Text(t) => t.as_str(),
+        _ => "",
+    };
+    page.cells[c.content_fingerprint] = Cell::Text(fingerprint(title, &body));
+    page.cells[c.word_count] = Cell::Int(words as i64);
+    page.cells[c.paragraph_count] = Cell::Int(paragraphs.len() as i64);
+    page.cells[c.body] = if paragraphs.is_empty() { Cell::Null } else { Cell::Text(body) };
+    page.cells[c.headings] = Cell::List(headings);
+    page.cells[c.similar_posts] = Cell::List(similar);
+    page.finish()
+}
+
+/// Hash of the normalized title and body (lower case, white space folded), to find one text under two hashes.
+pub fn fingerprint(title: &str, body: &str) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for (n, part) in [title, body].into_iter().enumerate() {
+        if n > 0 {
+            h.update(b"\x00");
+        }
+        for (k, word) in part.split_whitespace().enumerate() {
+            if k > 0 {
+                h.update(b" ");
+            }
+            h.update(word.to_lowercase().as_bytes());
+        }
+    }
+    format!("{:032x}", h.digest128())
+}
+
+struct PageBuilder<'p> {
+    p: &'p Pipeline,
+    cells: Vec<Cell>,
+    issues: Vec<String>,
+    extra: Vec<(String, Vec<String>)>,
+    unparsed: Vec<String>,
+    seen: Vec<bool>,
+    entries_valid: u32,
+    hash: Option<Result<String, String>>,
+}
+
+impl<'p> PageBuilder<'p> {
+    fn new(p: &'p Pipeline) -> Self {
+        PageBuilder {
+            p,
+            cells: vec![Cell::Null; schema::posts().fields().len()],
+            issues: Vec::new(),
+            extra: Vec::new(),
+            unparsed: Vec::new(),
+            seen: vec![false; p.entries.len()],
+            entries_valid: 0,
+            hash: None,
+        }
+    }
+
+    fn issue(&mut self, code: String) {
+        if !self.issues.contains(&code) {
+            self.issues.push(code);
+        }
+    }
+
+    /// Reads the meta block; `first_line` is the 1-based page line of `lines[0]`.
+    fn meta(&mut self, lines: &[&str], first_line: usize) -> Result<(), Reject> {
+        let mut i = 0;
+        while i < lines.len() {
+            let line = lines[i];
+            if is_blank(line) {
+                i += 1;
+                continue;
+            }
+            if bullet_item(line).is_some() {
+                self.unparsed.push(trim_end(line).to_string());
+                i += 1;
+                continue;
+            }
+            let mut j = i + 1;
+            let mut items = Vec::new();
+            while j < lines.len() {
+                if is_blank(lines[j]) {
+                    j += 1;
+                } else if let Some(item) = bullet_item(lines[j]) {
+                    items.push((item, lines[j]));
+                    j += 1;
+                } else {
+                    break;
+                }
+            }
+            if items.is_empty() {
+                self.scalar_line(line, first_line + i)?;
+            } else {
+                self.list(line, &items, &lines[i..j]);
+            }
+            i = j;
+        }
+        Ok(())
+    }
+
+    fn keep_unparsed(&mut self, lines: &[&str]) {
+        self.unparsed.extend(lines.iter().filter(|l| !is_blank(l)).map(|l| trim_end(l).to_string()));
+    }
+
+    fn scalar_line(&mut self, line: &str, line_no: usize) -> Result<(), Reject> {
+        let t = trim(line);
+        let p = self.p;
+        let hit = p.scalar_order.iter().find_map(|&e| match_key(t, &p.entries[e].key).map(|n| (e, n)));
+        let Some((e, n)) = hit else {
+            self.unparsed.push(trim_end(line).to_string());
+            return Ok(());
+        };
+        if std::mem::replace(&mut self.seen[e], true) {
+            self.unparsed.push(trim_end(line).to_string());
+            return Ok(());
+        }
+        let Target::Scalar { col, value, lowercase } = p.entries[e].target else { unreachable!("scalar_order holds scalars") };
+        let raw = scalar_value(&t[n..]);
+        if raw.is_empty() {
+            return Ok(());
+        }
+        if value == ValueType::Hash {
+            self.hash = Some(value::parse_hash(raw).ok_or_else(|| format!("line {line_no}: {raw:?}")));
+            if let Some(Ok(h)) = &self.hash {
+                self.cells[col] = Cell::Text(h.clone());
+                self.entries_valid += 1;
+            }
+            return Ok(());
+        }
+        if self.set(col, value, lowercase, raw) {
+            self.entries_valid += 1;
+        }
+        Ok(())
+    }
+
+    /// Parses `raw` as `value` into column `col`; records an issue when it does not parse.
+    fn set(&mut self, col: usize, value: ValueType, lowercase: bool, raw: &str) -> bool {
+        let posts = schema::posts();
+        let field = posts.field(col);
+        let problem = |me: &mut Self, pr: ValueProblem| {
+            me.issue(format!("{}:{}", field.name(), pr.code()));
+            false
+        };
+        match value {
+            ValueType::Text | ValueType::Hash => {
+                let v = clean(raw);
+                let v = if lowercase { v.to_lowercase() } else { v };
+                self.cells[col] = Cell::Text(v);
+                true
+            }
+            ValueType::Int => {
+                let limit = if field.data_type() == &DataType::Int32 { i32::MAX as i64 } else { i64::MAX };
+                match value::parse_int(raw).filter(|v| *v <= limit) {
+                    Some(v) => {
+                        self.cells[col] = Cell::Int(v);
+                        true
+                    }
+                    None => problem(self, ValueProblem::Unparsable),
+                }
+            }
+            ValueType::Score => match value::parse_score(raw) {
+                Ok(v) => {
+                    self.cells[col] = Cell::Int(v as i64);
+                    true
+                }
+                Err(e) => problem(self, e),
+            },
+            ValueType::Date => match value::parse_date(raw) {
+                Some(d) => {
+                    self.cells[col] = Cell::Int(d as i64);
+                    true
+                }
+                None => problem(self, ValueProblem::Unparsable),
+            },
+            ValueType::Flag => match value::parse_flag(raw) {
+                Some(b) => {
+                    self.cells[col] = Cell::Bool(b);
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
+    fn list(&mut self, header: &str, items: &[(&str, &str)], lines: &[&str]) {
+        let h = decode_entities(trim(header));
+        let h = h.strip_suffix(':').unwrap_or(&h);
+        let key = fold_key(h);
+        let p = self.p;
+        let entry = p.entries.iter().position(|e| e.key == key && !matches!(e.target, Target::Scalar { .. }));
+        let Some(e) = entry else {
+            if self.extra.iter().any(|(k, _)| *k == key) {
+                self.keep_unparsed(lines);
+            } else {
+                let values = items.iter().map(|(v, _)| clean(v)).collect();
+                self.extra.push((key, values));
+            }
+            return;
+        };
+        if std::mem::replace(&mut self.seen[e], true) {
+            self.keep_unparsed(lines);
+            return;
+        }
+        let valid = match &p.entries[e].target {
+            Target::Scalar { .. } => unreachable!("filtered above"),
+            Target::List { col } => {
+                self.cells[*col] = Cell::List(items.iter().map(|(v, _)| clean(v)).filter(|v| !v.is_empty()).collect());
+                true
+            }
+            Target::Pairs { fields } => {
+                let mut valid = true;
+                let mut got = vec![false; fields.len()];
+                for (name, value, line) in self.pairs(&key, items) {
+                    match fields.iter().position(|f| f.name == name) {
+                        Some(_) if value.is_empty() => {}
+                        Some(k) if !got[k] => {
+                            got[k] = true;
+                            let f = &fields[k];
+                            valid &= self.set(f.col, f.value, f.lowercase, value);
+                        }
+                        Some(_) => self.unparsed.push(trim_end(line).to_string()),
+                        None => self.extra_value(format!("{key}.{name}"), value, line),
+                    }
+                }
+                valid && got.iter().any(|g| *g)
+            }
+            Target::Struct { col, fields } => {
+                let n = struct_width(*col);
+                let mut st = vec![None; n];
+                for (name, value, line) in self.pairs(&key, items) {
+                    match fields.iter().find(|f| f.name == name) {
+                        Some(_) if value.is_empty() => {}
+                        Some(f) if st[f.col].is_none() => st[f.col] = Some(text_value(f, value)),
+                        Some(_) => self.unparsed.push(trim_end(line).to_string()),
+                        None => self.extra_value(format!("{key}.{name}"), value, line),
+                    }
+                }
+                let any = st.iter().any(Option::is_some);
+                self.cells[*col] = Cell::Struct(st);
+                any
+            }
+            Target::Objects { col, fields } => {
+                let n = struct_width(*col);
+                let mut objects: Vec<Vec<Option<String>>> = Vec::new();
+                let mut cur: Vec<Option<String>> = vec![None; n];
+                let mut started = false;
+                for (name, value, line) in self.pairs(&key, items) {
+                    match fields.iter().find(|f| f.name == name) {
+                        Some(f) => {
+                            if cur[f.col].is_some() {
+                                objects.push(std::mem::replace(&mut cur, vec![None; n]));
+                            }
+                            cur[f.col] = Some(text_value(f, value));
+                            started = true;
+                        }
+                        None => self.extra_value(format!("{key}.{name}"), value, line),
+                    }
+                }
+                if started {
+                    objects.push(cur);
+                }
+                let any = !objects.is_empty();
+                self.cells[*col] = Cell::Objects(objects);
+                any
+            }
+        };
+        if valid {
+            self.entries_valid += 1;
+        }
+    }
+
+    /// The `name: value` bullets of a list; a bullet without a colon goes to `unparsed_meta`.
+    fn pairs<'a>(&mut self, _key: &str, items: &[(&'a str, &'a str)]) -> Vec<(String, &'a str, &'a str)> {
+        let mut out = Vec::with_capacity(items.len());
+        for &(item, line) in items {
+            match item.split_once(':') {
+                Some((name, value)) if !trim(name).is_empty() => out.push((fold_key(&decode_entities(name)), trim(value), line)),
+                _ => self.unparsed.push(trim_end(line).to_string()),
+            }
+        }
+        out
+    }
+
+    fn extra_value(&mut self, key: String, value: &str, line: &str) {
+        match self.extra.iter_mut().find(|(k, _)| *k == key) {
+            Some(_) => self.unparsed.push(trim_end(line).to_string()),
+            None => self.extra.push((key, vec![clean(value)])),
+        }
+    }
+
+    fn finish(mut self) -> Result<Record, Reject> {
+        let hash = match self.hash.take() {
+            None => {
+                return Err(Reject { reason: RejectReason::MissingHash, detail: "the meta block has no hash entry".into() });
+            }
+            Some(Err(where_)) => {
+                return Err(Reject {
+                    reason: RejectReason::InvalidHash,
+                    detail: format!("hash at {where_} is not 16 to 64 hexadecimal digits"),
+                });
+            }
+            Some(Ok(h)) => h,
+        };
+        let c = &self.p.cols;
+        let ids = self
+            .p
+            .derive
+            .ids
+            .iter()
+            .map(|&col| match &self.cells[col] {
+                Cell::Text(t) => value::first_integer(t),
+                Cell::Int(v) => Some(*v),
+                _ => None,
+            })
+            .collect();
+        let has_issues = !self.issues.is_empty();
+        self.cells[c.issues] = Cell::List(self.issues);
+        self.cells[c.extra_meta] = Cell::Map(self.extra);
+        self.cells[c.unparsed_meta] = Cell::List(self.unparsed);
+        Ok(Record { hash, cells: self.cells, entries_valid: self.entries_valid, ids, has_issues })
+    }
+}
+
+fn struct_width(col: usize) -> usize {
+    match schema::posts().field(col).data_type() {
+        DataType::Struct(f) => f.len(),
+        DataType::List(item) => match item.data_type() {
+            DataType::Struct(f) => f.len(),
+            _ => 0,
+        },
+        _ => 0,
+    }
+}
+
+fn text_value(f: &PairField, raw: &str) -> String {
+    let v = clean(raw);
+    if f.lowercase {
+        v.to_lowercase()
+    } else {
+        v
+    }
+}

@@ -1,0 +1,227 @@
+//! Finding input files and opening them as decompressed byte streams.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Read buffer size for dump files.
+pub const READ_BUFFER: usize = 1 << 20;
+
+/// How a file's bytes are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Plain text.
+    None,
+    /// gzip (one or more members).
+    Gzip,
+    /// Zstandard.
+    Zstd,
+}
+
+/// One input to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputFile {
+    /// A file on disk; `display` is the given path joined with the path below a given directory.
+    Path { path: PathBuf, display: String, size: u64 },
+    /// Standard input.
+    Stdin,
+}
+
+impl InputFile {
+    /// The name stored in `source_file`.
+    pub fn display(&self) -> &str {
+        match self {
+            InputFile::Path { display, .. } => display,
+            InputFile::Stdin => "-",
+        }
+    }
+}
+
+/// An input that cannot be used: which path and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct InputError {
+    /// The path as given or found.
+    pub path: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+fn input_err(path: &Path, e: impl std::fmt::Display) -> InputError {
+    InputError { path: path.display().to_string(), message: e.to_string() }
+}
+
+/// True for the file names a dump directory holds.
+pub fn is_dump_name(name: &str) -> bool {
+    name.ends_with(".txt") || name.ends_with(".txt.gz") || name.ends_with(".txt.zst")
+}
+
+/// Compression of a file, by its name.
+pub fn compression_of(name: &str) -> Compression {
+    if name.ends_with(".gz") {
+        Compression::Gzip
+    } else if name.ends_with(".zst") {
+        Compression::Zstd
+    } else {
+        Compression::None
+    }
+}
+
+/// Expands inputs into files: a directory becomes every dump file below it in byte order of the
+/// path; `-` is standard input. Every file is opened once here so that an unreadable one fails the
+/// run before anything is written.
+pub fn discover(inputs: &[String]) -> Result<Vec<InputFile>, InputError> {
+    let mut out = Vec::new();
+    for input in inputs {
+        if input == "-" {
+            out.push(InputFile::Stdin);
+            continue;
+        }
+        let path = Path::new(input);
+        let meta = std::fs::metadata(path).map_err(|e| input_err(path, e))?;
+        if meta.is_dir() {
+            let mut found = Vec::new();
+            walk(path, &mut found)?;
+            found.sort_by(|a, b| a.0.as_os_str().as_encoded_bytes().cmp(b.0.as_os_str().as_encoded_bytes()));
+            for (p, size) in found {
+                File::open(&p).map_err(|e| input_err(&p, e))?;
+                let display = p.display().to_string();
+                out.push(InputFile::Path { path: p, display, size });
+            }
+        } else {
+            File::open(path).map_err(|e| input_err(path, e))?;
+            out.push(InputFile::Path { path: path.to_path_buf(), display: input.clone(), size: meta.len() });
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<(), InputError> {
+    for entry in std::fs::read_dir(dir).map_err(|e| input_err(dir, e))? {
+        let entry = entry.map_err(|e| input_err(dir, e))?;
+        let p = entry.path();
+        let meta = std::fs::metadata(&p).map_err(|e| input_err(&p, e))?;
+        if meta.is_dir() {
+            walk(&p, out)?;
+        } else if meta.is_file() && entry.file_name().to_str().is_some_and(is_dump_name) {
+            out.push((p, meta.len()));
+        }
+    }
+    Ok(())
+}
+
+/// Counts the bytes that pass through a reader (the on-disk bytes, before decompression).
+pub struct CountingReader<R> {
+    inner: R,
+    count: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R> CountingReader<R> {
+    /// Wraps `inner`, adding every byte read to `count`.
+    pub fn new(inner: R, count: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        CountingReader { inner, count }
+    }
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Wraps a raw byte stream in the decompressor its compression needs.
+pub fn decompress<'a>(raw: impl Read + Send + 'a, c: Compression) -> io::Result<Box<dyn BufRead + Send + 'a>> {
+    Ok(match c {
+        Compression::None => Box::new(BufReader::with_capacity(READ_BUFFER, raw)),
+        Compression::Gzip => Box::new(BufReader::with_capacity(
+            READ_BUFFER,
+            flate2::read::MultiGzDecoder::new(BufReader::with_capacity(READ_BUFFER, raw)),
+        )),
+        Compression::Zstd => Box::new(BufReader::with_capacity(READ_BUFFER, zstd::stream::read::Decoder::new(raw)?)),
+    })
+}
+
+/// Sniffs gzip or zstd magic at the start of a buffered stream (for standard input).
+pub fn sniff(reader: &mut impl BufRead) -> io::Result<Compression> {
+    let head = reader.fill_buf()?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else {
+        Compression::None
+    })
+}
+
+/// xxh3-128 digest of a file's bytes as stored, to know a file already imported.
+pub fn digest_file(path: &Path) -> io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; READ_BUFFER];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(format!("{:032x}", h.digest128()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn directories_expand_recursively_in_path_order() {
+        let d = tempfile::tempdir().unwrap();
+        for name in ["b/x.txt", "a.txt.gz", "a/z.txt.zst", "c.md", "b/a.txt"] {
+            let p = d.path().join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        }
+        let root = d.path().display().to_string();
+        let files = discover(std::slice::from_ref(&root)).unwrap();
+        let names: Vec<String> = files.iter().map(|f| f.display().strip_prefix(&root).unwrap().to_string()).collect();
+        assert_eq!(names, ["/a.txt.gz", "/a/z.txt.zst", "/b/a.txt", "/b/x.txt"]);
+    }
+
+    #[test]
+    fn a_missing_input_names_its_path() {
+        let e = discover(&["/no/such/dump.txt".to_string()]).unwrap_err();
+        assert!(e.to_string().starts_with("/no/such/dump.txt: "), "{e}");
+    }
+
+    #[test]
+    fn gzip_and_zstd_decompress_and_sniff() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"hello").unwrap();
+        let gz = gz.finish().unwrap();
+        let mut out = String::new();
+        decompress(&gz[..], Compression::Gzip).unwrap().read_to_string(&mut out).unwrap();
+        assert_eq!(out, "hello");
+        let zs = zstd::encode_all(&b"zhello"[..], 1).unwrap();
+        let mut out = String::new();
+        decompress(&zs[..], Compression::Zstd).unwrap().read_to_string(&mut out).unwrap();
+        assert_eq!(out, "zhello");
+        assert_eq!(sniff(&mut &gz[..]).unwrap(), Compression::Gzip);
+        assert_eq!(sniff(&mut &zs[..]).unwrap(), Compression::Zstd);
+        assert_eq!(sniff(&mut &b"plain"[..]).unwrap(), Compression::None);
+    }
+
+    #[test]
+    fn corrupt_gzip_is_an_error_not_a_panic() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&b"hello world ".repeat(1000)).unwrap();
+        let mut gz = gz.finish().unwrap();
+        let mid = gz.len() / 2;
+        gz[mid] ^= 0xff;
+        gz.truncate(gz.len() - 4);
+        let mut out = Vec::new();
+        assert!(decompress(&gz[..], Compression::Gzip).unwrap().read_to_end(&mut out).is_err());
+    }
+}

@@ -1,0 +1,269 @@
+//! Cuts a stream of dump bytes into pages, keeping each page's byte offset.
+
+use std::io::{self, BufRead};
+
+use regex::Regex;
+
+use super::text::{bullet_item, is_blank, trim};
+
+/// Default largest page held in memory; larger pages are rejected as `page_too_large`.
+pub const DEFAULT_MAX_PAGE_BYTES: usize = 64 << 20;
+
+/// A page's bytes as read, from its first line to its last non-blank line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawPage {
+    /// Byte offset of the page's first line in the decompressed file (a BOM counts).
+    pub offset: u64,
+    /// The page's bytes (for an oversized page, only its first `max_page` bytes).
+    pub bytes: Vec<u8>,
+    /// False when the file ended before the page's trailer.
+    pub complete: bool,
+    /// The page's length when it was larger than the limit (its bytes are cut).
+    pub oversize: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Between,
+    InPage,
+    AfterTrailer,
+}
+
+enum LineKind {
+    Blank,
+    Bullet,
+    Other,
+}
+
+/// Streams pages out of a reader: the title line opens a page, the trailer line and the bullet
+/// lines after it close it.
+pub struct PageSplitter<'a, R> {
+    reader: R,
+    trailer: &'a Regex,
+    max_page: usize,
+    pos: u64,
+    at_start: bool,
+    state: State,
+    line: Vec<u8>,
+    cur: Vec<u8>,
+    cur_offset: u64,
+    cur_len: u64,
+    keep: usize,
+}
+
+impl<'a, R: BufRead> PageSplitter<'a, R> {
+    /// A splitter over `reader` using the pipeline's trailer pattern.
+    pub fn new(reader: R, trailer: &'a Regex) -> Self {
+        Self::with_max_page(reader, trailer, DEFAULT_MAX_PAGE_BYTES)
+    }
+
+    /// A splitter that holds at most `max_page` bytes of one page.
+    pub fn with_max_page(reader: R, trailer: &'a Regex, max_page: usize) -> Self {
+        PageSplitter {
+            reader,
+            trailer,
+            max_page,
+            pos: 0,
+            at_start: true,
+            state: State::Between,
+            line: Vec::new(),
+            cur: Vec::new(),
+            cur_offset: 0,
+            cur_len: 0,
+            keep: 0,
+        }
+    }
+
+    /// Decompressed bytes read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.pos
+    }
+
+    /// Bytes of the page in progress (for a reject when the stream fails), and its offset.
+    pub fn take_partial(&mut self) -> Option<RawPage> {
+        (self.state != State::Between).then(|| self.emit(false))
+    }
+
+    fn classify(&self, line: &[u8]) -> LineKind {
+        let s = String::from_utf8_lossy(line);
+        if is_blank(&s) {
+            LineKind::Blank
+        } else if bullet_item(&s).is_some() {
+            LineKind::Bullet
+        } else {
+            LineKind::Other
+        }
+    }
+
+    fn is_trailer(&self, line: &[u8]) -> bool {
+        self.trailer.is_match(trim(&String::from_utf8_lossy(line)))
+    }
+
+    fn push(&mut self, keep: bool) {
+        self.cur_len += self.line.len() as u64;
+        let room = self.max_page.saturating_sub(self.cur.len());
+        let take = room.min(self.line.len());
+        self.cur.extend_from_slice(&self.line[..take]);
+        if keep {
+            self.keep = self.cur.len();
+        }
+    }
+
+    fn start(&mut self, offset: u64) {
+        self.cur.clear();
+        self.cur_len = 0;
+        self.cur_offset = offset;
+        self.keep = 0;
+        self.state = State::InPage;
+        self.push(true);
+    }
+
+    fn emit(&mut self, complete: bool) -> RawPage {
+        let mut bytes = std::mem::take(&mut self.cur);
+        let oversize = (self.cur_len > self.max_page as u64).then_some(self.cur_len);
+        if complete && oversize.is_none() {
+            bytes.truncate(self.keep);
+        }
+        self.state = State::Between;
+        RawPage { offset: self.cur_offset, bytes, complete, oversize }
+    }
+
+    fn read_line(&mut self) -> io::Result<Option<u64>> {
+        self.line.clear();
+        let n = self.reader.read_until(b'\n', &mut self.line)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if self.at_start {
+            self.at_start = false;
+            if self.line.starts_with(b"\xef\xbb\xbf") {
+                self.line.drain(..3);
+                self.pos += 3;
+            }
+        }
+        let start = self.pos;
+        self.pos += self.line.len() as u64;
+        Ok(Some(start))
+    }
+}
+
+impl<R: BufRead> Iterator for PageSplitter<'_, R> {
+    type Item = io::Result<RawPage>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let start = match self.read_line() {
+                Ok(Some(s)) => s,
+                Ok(None) => {
+                    return match self.state {
+                        State::Between => None,
+                        State::InPage => Some(Ok(self.emit(false))),
+                        State::AfterTrailer => Some(Ok(self.emit(true))),
+                    };
+                }
+                Err(e) => return Some(Err(e)),
+            };
+            let kind = self.classify(&self.line);
+            match (self.state, kind) {
+                (State::Between, LineKind::Blank) => {}
+                (State::Between, _) => self.start(start),
+                (State::InPage, LineKind::Blank) => self.push(false),
+                (State::InPage, LineKind::Bullet) => self.push(true),
+                (State::InPage, LineKind::Other) => {
+                    let trailer = self.is_trailer(&self.line);
+                    self.push(true);
+                    if trailer {
+                        self.state = State::AfterTrailer;
+                    }
+                }
+                (State::AfterTrailer, LineKind::Blank) => self.push(false),
+                (State::AfterTrailer, LineKind::Bullet) => self.push(true),
+                (State::AfterTrailer, LineKind::Other) => {
+                    let page = self.emit(true);
+                    self.start(start);
+                    return Some(Ok(page));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trailer() -> Regex {
+        Regex::new(r"(?i)^similar\s+posts$").unwrap()
+    }
+
+    fn split(data: &[u8]) -> Vec<RawPage> {
+        let t = trailer();
+        PageSplitter::new(data, &t).map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn pages_back_to_back_with_offsets() {
+        let data = b"t1\nbody.\nSimilar Posts\nt2\nx\nsimilar posts\n  \xe2\x80\xa2 other\n\nt3\nSIMILAR  POSTS";
+        let pages = split(data);
+        assert_eq!(pages.len(), 3);
+        assert_eq!(pages[0].offset, 0);
+        assert_eq!(pages[0].bytes, b"t1\nbody.\nSimilar Posts\n");
+        assert_eq!(pages[1].offset, 23);
+        assert_eq!(pages[1].bytes, b"t2\nx\nsimilar posts\n  \xe2\x80\xa2 other\n");
+        assert_eq!(pages[2].offset, 55);
+        assert!(pages.iter().all(|p| p.complete));
+        assert_eq!(pages[2].bytes, b"t3\nSIMILAR  POSTS");
+    }
+
+    #[test]
+    fn bom_counts_in_offsets_and_crlf_is_kept() {
+        let pages = split(b"\xef\xbb\xbftitle\r\n\r\nSimilar Posts\r\n\r\n\r\nnext\r\n");
+        assert_eq!(pages[0].offset, 3);
+        assert_eq!(pages[0].bytes, b"title\r\n\r\nSimilar Posts\r\n");
+        assert_eq!(pages[1].offset, 3 + 24 + 4);
+        assert!(!pages[1].complete, "no trailer before the end");
+        assert_eq!(pages[1].bytes, b"next\r\n");
+    }
+
+    #[test]
+    fn similar_bullets_after_blank_lines_stay_with_their_page() {
+        let pages = split(b"a\nSimilar Posts\n\n- x\n\n* y\nb\nSimilar Posts\n");
+        assert_eq!(pages.len(), 2);
+        assert_eq!(pages[0].bytes, b"a\nSimilar Posts\n\n- x\n\n* y\n");
+        assert_eq!(pages[1].offset, 26);
+    }
+
+    #[test]
+    fn empty_and_blank_inputs_have_no_pages() {
+        assert!(split(b"").is_empty());
+        assert!(split(b"\n \n\t\r\n").is_empty());
+        assert!(split(b"\xef\xbb\xbf").is_empty());
+    }
+
+    #[test]
+    fn a_truncated_page_keeps_every_byte() {
+        let pages = split(b"a\nb\n\n");
+        assert_eq!(pages, vec![RawPage { offset: 0, bytes: b"a\nb\n\n".to_vec(), complete: false, oversize: None }]);
+        let pages = split(b"a\nSimilar Po");
+        assert!(!pages[0].complete);
+    }
+
+    #[test]
+    fn no_trailing_newline_and_invalid_utf8() {
+        let pages = split(b"t\xff\nSimilar Posts");
+        assert_eq!(pages.len(), 1);
+        assert!(pages[0].complete);
+        assert_eq!(pages[0].bytes, b"t\xff\nSimilar Posts");
+    }
+
+    #[test]
+    fn oversized_pages_are_cut_and_flagged() {
+        let t = trailer();
+        let data = b"title\nxxxxxxxxxxxxxxxxxxxx\nSimilar Posts\nnext\nSimilar Posts\n";
+        let pages: Vec<_> = PageSplitter::with_max_page(&data[..], &t, 10).map(Result::unwrap).collect();
+        assert_eq!(pages.len(), 2);
+        assert_eq!(pages[0].bytes.len(), 10);
+        assert_eq!(pages[0].oversize, Some(41));
+        assert_eq!(pages[1].offset, 41);
+    }
+}

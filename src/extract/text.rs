@@ -1,0 +1,237 @@
+//! Line-level text rules of the dump format: white space, bullets, keys, HTML character references.
+
+use std::borrow::Cow;
+
+/// White space as the dump format counts it: Unicode white space (tabs and U+00A0 included) and a stray BOM.
+#[inline]
+pub fn is_ws(c: char) -> bool {
+    c.is_whitespace() || c == '\u{feff}'
+}
+
+/// The line without white space at either end.
+#[inline]
+pub fn trim(s: &str) -> &str {
+    s.trim_matches(is_ws)
+}
+
+/// The line without trailing white space (and without a trailing `\r`).
+#[inline]
+pub fn trim_end(s: &str) -> &str {
+    s.trim_end_matches(is_ws)
+}
+
+/// True when the line holds only white space.
+#[inline]
+pub fn is_blank(s: &str) -> bool {
+    s.chars().all(is_ws)
+}
+
+const BULLETS: [char; 4] = ['•', '-', '*', '·'];
+
+/// The item of a bullet line: optional indentation, a bullet character, one or more spaces, the item.
+pub fn bullet_item(line: &str) -> Option<&str> {
+    let rest = line.trim_start_matches(is_ws);
+    let mut chars = rest.chars();
+    let b = chars.next()?;
+    if !BULLETS.contains(&b) {
+        return None;
+    }
+    let after = &rest[b.len_utf8()..];
+    let item = after.trim_start_matches(is_ws);
+    if item.len() == after.len() {
+        return None;
+    }
+    let item = trim_end(item);
+    (!item.is_empty()).then_some(item)
+}
+
+/// Matches a folded key (lower case, single spaces) at the start of `line`, case-insensitively and
+/// with any run of white space where the key has a space. Returns the byte length matched.
+pub fn match_key(line: &str, key: &str) -> Option<usize> {
+    let mut pos = 0;
+    let bytes = line;
+    let mut kchars = key.chars().peekable();
+    while let Some(k) = kchars.next() {
+        if k == ' ' {
+            let rest = &bytes[pos..];
+            let trimmed = rest.trim_start_matches(is_ws);
+            if trimmed.len() == rest.len() {
+                return None;
+            }
+            pos += rest.len() - trimmed.len();
+            continue;
+        }
+        let c = bytes[pos..].chars().next()?;
+        let mut lower = c.to_lowercase();
+        if lower.next() != Some(k) || lower.next().is_some() {
+            return None;
+        }
+        pos += c.len_utf8();
+    }
+    Some(pos)
+}
+
+/// The value after a scalar key: a `:` and white space between key and value mean nothing.
+pub fn scalar_value(rest: &str) -> &str {
+    let r = rest.trim_start_matches(is_ws);
+    let r = r.strip_prefix(':').unwrap_or(r);
+    trim(r)
+}
+
+/// Decodes HTML character references once: `&name;`, `&#NNN;`, `&#xHH;`. Unknown or malformed
+/// references stay as written.
+pub fn decode_entities(s: &str) -> Cow<'_, str> {
+    let Some(first) = memchr::memchr(b'&', s.as_bytes()) else {
+        return Cow::Borrowed(s);
+    };
+    let mut out = String::with_capacity(s.len());
+    out.push_str(&s[..first]);
+    let mut rest = &s[first..];
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        match reference(rest) {
+            Some((ch, len)) => {
+                out.push(ch);
+                rest = &rest[len..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// A reference at the start of `s` (which starts with `&`): the character and the bytes it spans.
+fn reference(s: &str) -> Option<(char, usize)> {
+    let end = s.as_bytes().iter().take(34).position(|&b| b == b';')?;
+    let name = &s[1..end];
+    let ch = if let Some(num) = name.strip_prefix('#') {
+        let code = match num.strip_prefix(['x', 'X']) {
+            Some(hex) if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) => u32::from_str_radix(hex, 16).ok()?,
+            Some(_) => return None,
+            None if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) => num.parse().ok()?,
+            None => return None,
+        };
+        if code == 0 {
+            return None;
+        }
+        char::from_u32(code)?
+    } else {
+        named(name)?
+    };
+    Some((ch, end + 1))
+}
+
+fn named(name: &str) -> Option<char> {
+    Some(match name {
+        "amp" => '&',
+        "lt" => '<',
+        "gt" => '>',
+        "quot" => '"',
+        "apos" => '\'',
+        "nbsp" => '\u{a0}',
+        "copy" => '©',
+        "reg" => '®',
+        "trade" => '™',
+        "hellip" => '…',
+        "mdash" => '—',
+        "ndash" => '–',
+        "lsquo" => '‘',
+        "rsquo" => '’',
+        "ldquo" => '“',
+        "rdquo" => '”',
+        "laquo" => '«',
+        "raquo" => '»',
+        "bull" => '•',
+        "middot" => '·',
+        "deg" => '°',
+        "times" => '×',
+        "euro" => '€',
+        _ => return None,
+    })
+}
+
+/// Decoded and trimmed text of a value.
+pub fn clean(s: &str) -> String {
+    match decode_entities(trim(s)) {
+        Cow::Borrowed(b) => b.to_string(),
+        Cow::Owned(o) => trim(&o).to_string(),
+    }
+}
+
+/// True when a line reads as a sentence: its last character, after closing quotes or brackets,
+/// ends a sentence.
+pub fn is_paragraph(line: &str) -> bool {
+    let t = line.trim_end_matches(['"', '\'', '”', '’', ')', ']']);
+    matches!(t.chars().last(), Some('.' | '!' | '?' | '…'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bullets_of_every_style() {
+        for line in ["• item", "- item", "* item", "· item", "  • item  ", "\t-\titem", "\u{a0}\u{a0}*\u{a0}item"] {
+            assert_eq!(bullet_item(line), Some("item"), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn not_bullets() {
+        for line in ["-item", "•", "- ", "item", "-5 degrees", "", "+ item", "—  item"] {
+            assert_eq!(bullet_item(line), None, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn keys_match_case_insensitively_with_folded_space() {
+        assert_eq!(match_key("view count544543", "view count"), Some(10));
+        assert_eq!(match_key("View  Count: 5", "view count"), Some(11));
+        assert_eq!(match_key("view\t\u{a0}count5", "view count"), Some(13));
+        assert_eq!(match_key("viewcount5", "view count"), None);
+        assert_eq!(match_key("vie", "view count"), None);
+        assert_eq!(match_key("HASHab12", "hash"), Some(4));
+    }
+
+    #[test]
+    fn scalar_values_drop_colon_and_space() {
+        assert_eq!(scalar_value("544543"), "544543");
+        assert_eq!(scalar_value(": 544543 "), "544543");
+        assert_eq!(scalar_value("  :544543"), "544543");
+        assert_eq!(scalar_value(" value: with colon"), "value: with colon");
+    }
+
+    #[test]
+    fn entities_decode_once() {
+        assert_eq!(decode_entities("a &amp; b"), "a & b");
+        assert_eq!(decode_entities("&amp;lt;"), "&lt;");
+        assert_eq!(decode_entities("what&#39;s &#x27;x&#X27; &quot;q&quot; &apos;&lt;&gt;"), "what's 'x' \"q\" '<>");
+        assert_eq!(decode_entities("a&nbsp;b"), "a\u{a0}b");
+        assert_eq!(decode_entities("?w=1&q=80"), "?w=1&q=80");
+        assert_eq!(decode_entities("&unknown; & &#; &#x; &#0; &#xD800; &#99999999999;"), "&unknown; & &#; &#x; &#0; &#xD800; &#99999999999;");
+        assert_eq!(decode_entities("tail &amp"), "tail &amp");
+        assert!(matches!(decode_entities("plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn trimming_counts_nbsp_tabs_and_bom() {
+        assert_eq!(trim("\u{feff}\t\u{a0} x \u{a0}\r"), "x");
+        assert!(is_blank(" \t\u{a0}\r"));
+        assert_eq!(clean(" &nbsp;x&nbsp; "), "x");
+    }
+
+    #[test]
+    fn paragraphs_end_in_sentence_marks() {
+        for p in ["a.", "a!", "a?", "a…", "he said \"go.\"", "(see above.)", "it’s done.’", "x.]"] {
+            assert!(is_paragraph(p), "{p}");
+        }
+        for h in ["final notes", "what next?!x", "a: b", "3.5 release"] {
+            assert!(!is_paragraph(h), "{h}");
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! `quarry import`: discover → read → split → extract → transform → load → commit.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{self, BufRead, BufReader};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use arrow::array::{ArrayRef, Int64Array, ListBuilder, StringArray, StringBuilder, TimestampMicrosecondArray};
+use arrow::record_batch::RecordBatch;
+use rayon::prelude::*;
+
+use crate::extract::batch::{self, DuplicateRow, RejectRow};
+use crate::extract::page;
+use crate::extract::read::{self, InputFile};
+use crate::extract::record::{Cell, Record, Reject, RejectReason};
+use crate::extract::split::{PageSplitter, RawPage, DEFAULT_MAX_PAGE_BYTES};
+use crate::load::commit::{RunCommit, RunLock};
+use crate::load::parquet::TableWriter;
+use crate::load::schema;
+use crate::load::warehouse::{Warehouse, DUPLICATES, POSTS, REJECTS};
+use crate::pipeline::Pipeline;
+use crate::progress::Progress;
+use crate::transform::dedupe::{HashIndex, Seen};
+use crate::transform::derive::{derive, DeriveInputs};
+
+/// Pages extracted in parallel at once (bounded by bytes too).
+const CHUNK_PAGES: usize = 1024;
+const CHUNK_BYTES: usize = 8 << 20;
+/// Buffered reject bytes before they are written out.
+const REJECT_FLUSH_BYTES: usize = 16 << 20;
+
+/// Settings of one import.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// The pipeline file (for the `runs` row).
+    pub pipeline_path: PathBuf,
+    /// The warehouse folder.
+    pub output: PathBuf,
+    /// Files, folders or `-`.
+    pub inputs: Vec<String>,
+    /// Worker threads for extraction (0 = one per core).
+    pub threads: usize,
+    /// Wait for the warehouse lock instead of failing.
+    pub wait: bool,
+    /// Largest page held in memory.
+    pub max_page_bytes: usize,
+}
+
+impl ImportOptions {
+    /// Options with defaults for everything but the paths.
+    pub fn new(pipeline_path: PathBuf, output: PathBuf, inputs: Vec<String>) -> Self {
+        ImportOptions { pipeline_path, output, inputs, threads: 0, wait: false, max_page_bytes: DEFAULT_MAX_PAGE_BYTES }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub files: u64,
+    pub files_skipped: u64,
+    pub bad_files: Vec<String>,
+    pub bytes_read: u64,
+    pub pages: u64,
+    pub imported: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub rejected_by_reason: BTreeMap<&'static str, u64>,
+    pub with_issues: u64,
+    pub issues_by_code: BTreeMap<String, u64>,
+    pub cleaned_up: usize,
+    pub seconds: f64,
+}
+
+impl RunSummary {
+    /// Decompressed dump megabytes per second.
+    pub fn mb_per_s(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.bytes_read as f64 / 1e6 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// The `runs.status` value.
+    pub fn status(&self) -> &'static str {
+        if self.bad_files.is_empty() {
+            "ok"
+        } else {
+            "bad_input"
+        }
+    }
+
+    /// The summary lines printed at the end of a run.
+    pub fn render(&self) -> String {
+        let mut s = format!("quarry import: run {}\n", self.run_id);
+        s += &format!("  files      {} read, {} skipped (already imported)\n", self.files, self.files_skipped);
+        s += &format!("  pages      {}\n", self.pages);
+        s += &format!("  imported   {}\n", self.imported);
+        s += &format!("  duplicates {}\n", self.duplicates);
+        s += &format!("  rejected   {}", self.rejected);
+        if !self.rejected_by_reason.is_empty() {
+            let parts: Vec<String> = self.rejected_by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
+            s += &format!(" ({})", parts.join(", "));
+        }
+        s += "\n";
+        s += &format!("  issues     {} records with issues", self.with_issues);
+        if !self.issues_by_code.is_empty() {
+            let parts: Vec<String> = self.issues_by_code.iter().map(|(r, n)| format!("{r} {n}")).collect();
+            s += &format!(" ({})", parts.join(", "));
+        }
+        s += "\n";
+        s += &format!("  read       {:.1} MB in {:.2} s, {:.1} MB/s\n", self.bytes_read as f64 / 1e6, self.seconds, self.mb_per_s());
+        if self.files > 0 && self.files_skipped > 0 && self.pages == 0 {
+            s += "  nothing new: every input was imported by an earlier run\n";
+        } else if self.files == 0 && self.files_skipped > 0 {
+            s += "  nothing new: every input was imported by an earlier run\n";
+        }
+        if self.cleaned_up > 0 {
+            s += &format!("  cleaned up {} leftover files of a crashed run\n", self.cleaned_up);
+        }
+        for f in &self.bad_files {
+            s += &format!("  BAD INPUT  {f}\n");
+        }
+        s
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_micros() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+fn run_id_of(micros: i64) -> String {
+    let days = micros.div_euclid(86_400_000_000);
+    let (y, m, d) = crate::extract::value::civil_from_days(days);
+    let rem = micros.rem_euclid(86_400_000_000);
+    let (h, mi, s, us) = (rem / 3_600_000_000, rem / 60_000_000 % 60, rem / 1_000_000 % 60, rem % 1_000_000);
+    format!("{y:04}{m:02}{d:02}T{h:02}{mi:02}{s:02}.{us:06}Z")
+}
+
+fn date_of(micros: i64) -> String {
+    let (y, m, d) = crate::extract::value::civil_from_days(micros.div_euclid(86_400_000_000));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+struct RunState<'p> {
+    p: &'p Pipeline,
+    run_id: String,
+    run_idx: u32,
+    started: i64,
+    index: HashIndex,
+    posts: Vec<Record>,
+    rejects: Vec<RejectRow>,
+    reject_bytes: usize,
+    dups: Vec<DuplicateRow>,
+    posts_w: TableWriter,
+    rejects_w: TableWriter,
+    dups_w: TableWriter,
+    summary: RunSummary,
+}
+
+impl RunState<'_> {
+    fn flush_posts(&mut self) -> Result<()> {
+        if self.posts.is_empty() {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut self.posts);
+        let entries_valid: Vec<u32> = records.iter().map(|r| r.entries_valid).collect();
+        let ids: Vec<Vec<Option<i64>>> = records.iter().map(|r| r.ids.clone()).collect();
+        let rows: Vec<Vec<Cell>> = records.into_iter().map(|r| r.cells).collect();
+        let b = batch::batch(&schema::posts(), &rows).context("building a posts batch")?;
+        drop(rows);
+        let b = derive(self.p, &b, &DeriveInputs { entries_valid: &entries_valid, ids: &ids }).context("deriving metrics")?;
+        self.posts_w.write(&b)?;
+        Ok(())
+    }
+
+    fn flush_rejects(&mut self) -> Result<()> {
+        if !self.rejects.is_empty() {
+            let b = batch::rejects_batch(&self.run_id, &self.rejects)?;
+            self.rejects_w.write(&b)?;
+            self.rejects.clear();
+            self.reject_bytes = 0;
+        }
+        if !self.dups.is_empty() {
+            let b = batch::duplicates_batch(&self.run_id, &self.dups)?;
+            self.dups_w.write(&b)?;
+            self.dups.clear();
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, file: &str, offset: u64, rej: Reject, raw: Vec<u8>) -> Result<()> {
+        self.summary.rejected += 1;
+        *self.summary.rejected_by_reason.entry(rej.reason.code()).or_default() += 1;
+        self.reject_bytes += raw.len();
+        self.rejects.push(RejectRow { source_file: file.to_string(), source_offset: offset, reason: rej.reason.code(), detail: rej.detail, raw });
+        if self.reject_bytes >= REJECT_FLUSH_BYTES || self.rejects.len() >= self.p.output.batch_rows {
+            self.flush_rejects()?;
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, file: &str, pages: Vec<RawPage>, results: Vec<Result<Record, Reject>>) -> Result<()> {
+        let c = &self.p.cols;
+        for (pg, res) in pages.into_iter().zip(results) {
+            self.summary.pages += 1;
+            match res {
+                Err(rej) => self.reject(file, pg.offset, rej, pg.bytes)?,
+                Ok(mut rec) => match self.index.check(&rec.hash, self.run_idx) {
+                    Seen::Duplicate { first_run_id } => {
+                        let first_run_id = first_run_id.to_string();
+                        self.summary.duplicates += 1;
+                        self.dups.push(DuplicateRow { hash: rec.hash, source_file: file.to_string(), source_offset: pg.offset, first_run_id });
+                        if self.dups.len() >= self.p.output.batch_rows {
+                            self.flush_rejects()?;
+                        }
+                    }
+                    Seen::New => {
+                        self.summary.imported += 1;
+                        if rec.has_issues {
+                            self.summary.with_issues += 1;
+                            if let Cell::List(codes) = &rec.cells[c.issues] {
+                                for code in codes {
+                                    *self.summary.issues_by_code.entry(code.clone()).or_default() += 1;
+                                }
+                            }
+                        }
+                        rec.cells[c.source_file] = Cell::Text(file.to_string());
+                        rec.cells[c.source_offset] = Cell::Int(pg.offset as i64);
+                        rec.cells[c.run_id] = Cell::Text(self.run_id.clone());
+                        rec.cells[c.ingested_at] = Cell::Int(self.started);
+                        self.posts.push(rec);
+                        if self.posts.len() >= self.p.output.batch_rows {
+                            self.flush_posts()?;
+                        }
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Extracts one split page (an oversized page is rejected without being parsed).
+pub fn extract_raw(p: &Pipeline, pg: &RawPage, max_page: usize) -> Result<Record, Reject> {
+    if let Some(len) = pg.oversize {
+        return Err(Reject {
+            reason: RejectReason::PageTooLarge,
+            detail: format!("the page is {len} bytes; quarry holds at most {max_page} bytes of one page (raw keeps the first {max_page})"),
+        });
+    }
+    page::extract(p, &pg.bytes, pg.complete)
+}
+
+/// Runs one import into a warehouse. Errors are configuration, input or output failures; bad pages
+/// are data (rejects) and do not fail the run.
+pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result<RunSummary> {
+    let clock = Instant::now();
+    let files = read::discover(&opts.inputs)?;
+    let wh = Warehouse::create(&opts.output)?;
+    let _lock = RunLock::acquire(&wh, opts.wait)?;
+    let finished = wh.finished_runs()?;
+    let cleaned = wh.cleanup(&finished)?;
+    let digests = wh.imported_digests(&finished)?;
+    let mut index = HashIndex::new();
+    wh.load_hashes(&finished, &mut index)?;
+
+    let started = now_micros();
+    let mut run_id = run_id_of(started);
+    while finished.contains(&run_id) {
+        run_id.push('x');
+    }
+    let run_idx = index.run(&run_id);
+    let commit = RunCommit::begin(&wh, &run_id, &date_of(started))?;
+    let out = &p.output;
+    let mut st = RunState {
+        p,
+        run_id: run_id.clone(),
+        run_idx,
+        started,
+        index,
+        posts: Vec::new(),
+        rejects: Vec::new(),
+        reject_bytes: 0,
+        dups: Vec::new(),
+        posts_w: commit.writer(POSTS, out)?,
+        rejects_w: commit.writer(REJECTS, out)?,
+        dups_w: commit.writer(DUPLICATES, out)?,
+        summary: RunSummary { run_id: run_id.clone(), cleaned_up: cleaned.removed.len(), ..Default::default() },
+    };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.threads).build().context("starting worker threads")?;
+    let total: u64 = files.iter().map(|f| if let InputFile::Path { size, .. } = f { *size } else { 0 }).sum();
+    progress.start(total);
+    let mut read_files: Vec<(String, String)> = Vec::new();
+    let mut this_run: HashSet<String> = HashSet::new();
+    for f in &files {
+        let counter = Arc::new(AtomicU64::new(0));
+        let (reader, digest): (Box<dyn BufRead + Send>, Option<String>) = match f {
+            InputFile::Path { path, .. } => {
+                let digest = read::digest_file(path).with_context(|| format!("{}: cannot read", path.display()))?;
+                if digests.contains_key(&digest) || this_run.contains(&digest) {
+                    st.summary.files_skipped += 1;
+                    progress.skip(f.display(), f_size(f));
+                    continue;
+                }
+                this_run.insert(digest.clone());
+                let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+                let counted = read::CountingReader::new(file, counter.clone());
+                (read::decompress(counted, read::compression_of(&path.to_string_lossy()))?, Some(digest))
+            }
+            InputFile::Stdin => {
+                let mut r = BufReader::with_capacity(read::READ_BUFFER, read::CountingReader::new(io::stdin(), counter.clone()));
+                let c = read::sniff(&mut r).context("-: cannot read standard input")?;
+                (read::decompress(r, c)?, None)
+            }
+        };
+        st.summary.files += 1;
+        progress.file(f.display());
+        let name = f.display().to_string();
+        let mut splitter = PageSplitter::with_max_page(reader, &p.trailer, opts.max_page_bytes);
+        let mut chunk: Vec<RawPage> = Vec::new();
+        let mut chunk_bytes = 0;
+        let mut seen = 0u64;
+        loop {
+            let next = match splitter.next() {
+                Some(Ok(pg)) => {
+                    chunk_bytes += pg.bytes.len();
+                    chunk.push(pg);
+                    Some(Ok(()))
+                }
+                Some(Err(e)) => Some(Err(e)),
+                None => None,
+            };
+            let end = !matches!(next, Some(Ok(())));
+            if end || chunk.len() >= CHUNK_PAGES || chunk_bytes >= CHUNK_BYTES {
+                let pages = std::mem::take(&mut chunk);
+                chunk_bytes = 0;
+                let max = opts.max_page_bytes;
+                let results: Vec<_> = pool.install(|| pages.par_iter().map(|pg| extract_raw(p, pg, max)).collect());
+                st.take(&name, pages, results)?;
+                let now = counter.load(Ordering::Relaxed);
+                progress.advance(now - seen, st.summary.pages);
+                seen = now;
+            }
+            match next {
+                Some(Ok(_)) => {}
+                None => break,
+                Some(Err(e)) => {
+                    let partial = splitter.take_partial();
+                    let offset = partial.as_ref().map_or(splitter.bytes_read(), |pg| pg.offset);
+                    let raw = partial.map(|pg| pg.bytes).unwrap_or_default();
+                    let detail = format!("{name}: cannot read past byte {} of the decompressed stream: {e}", splitter.bytes_read());
+                    progress.warn(&detail);
+                    st.summary.pages += 1;
+                    st.reject(&name, offset, Reject { reason: RejectReason::UnreadableFile, detail }, raw)?;
+                    st.summary.bad_files.push(name.clone());
+                    break;
+                }
+            }
+        }
+        st.summary.bytes_read += splitter.bytes_read();
+        let now = counter.load(Ordering::Relaxed);
+        progress.advance(now.saturating_sub(seen), st.summary.pages);
+        if let Some(d) = digest {
+            read_files.push((d, name));
+        }
+    }
+    st.flush_posts()?;
+    st.flush_rejects()?;
+    let RunState { posts_w, rejects_w, dups_w, mut summary, .. } = st;
+    posts_w.close()?;
+    rejects_w.close()?;
+    dups_w.close()?;
+    progress.finish();
+    summary.seconds = clock.elapsed().as_secs_f64();
+    let runs_row = runs_row(&summary, &p.name, opts, started, now_micros())?;
+    commit.commit(&read_files, &runs_row, out)?;
+    Ok(summary)
+}
+
+fn f_size(f: &InputFile) -> u64 {
+    match f {
+        InputFile::Path { size, .. } => *size,
+        InputFile::Stdin => 0,
+    }
+}
+
+fn runs_row(s: &RunSummary, pipeline: &str, opts: &ImportOptions, started: i64, finished: i64) -> Result<RecordBatch> {
+    let mut inputs = ListBuilder::new(StringBuilder::new());
+    for i in &opts.inputs {
+        inputs.values().append_value(i);
+    }
+    inputs.append(true);
+    let ts = |v: i64| Arc::new(TimestampMicrosecondArray::from(vec![v]).with_timezone(schema::UTC)) as ArrayRef;
+    let n = |v: u64| Arc::new(Int64Array::from(vec![v as i64])) as ArrayRef;
+    let text = |v: &str| Arc::new(StringArray::from(vec![v])) as ArrayRef;
+    let pipeline = format!("{pipeline} ({})", opts.pipeline_path.display());
+    Ok(RecordBatch::try_new(
+        schema::runs(),
+        vec![
+            text(&s.run_id),
+            ts(started),
+            ts(finished),
+            text(&pipeline),
+            Arc::new(inputs.finish()),
+            n(s.files),
+            n(s.files_skipped),
+            n(s.bytes_read),
+            n(s.pages),
+            n(s.imported),
+            n(s.duplicates),
+            n(s.rejected),
+            n(s.with_issues),
+            text(s.status()),
+        ],
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_sort_in_time_order_and_dates_are_utc() {
+        let a = run_id_of(1_764_165_785_123_456);
+        assert_eq!(a, "20251126T140305.123456Z");
+        assert!(run_id_of(1_764_165_785_123_457) > a);
+        assert_eq!(date_of(1_764_165_785_123_456), "2025-11-26");
+    }
+}

@@ -1,0 +1,146 @@
+//! The atomic run: a lock keeps one run per warehouse; files are staged outside the tables, then
+//! each table's file appears by one rename, and the `runs` row is written last. This is the only
+//! module that knows how a run becomes visible (a table format can replace it).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use arrow::record_batch::RecordBatch;
+
+use super::parquet::{properties, TableWriter, WriteError};
+use super::schema;
+use super::warehouse::{io_err, Warehouse, WarehouseError, DATA_TABLES, RUNS};
+use crate::pipeline::OutputConfig;
+
+/// Environment variable of the test-only switch that holds a run at a named point of its commit
+/// (`staged`, `posts`, `rejects`, `duplicates`) until it is killed.
+pub const TEST_HOLD_ENV: &str = "QUARRY_TEST_HOLD";
+
+/// Another run holds the warehouse.
+#[derive(Debug, thiserror::Error)]
+#[error("warehouse {path} is locked by another quarry run ({holder}); wait for it to finish or pass --wait")]
+pub struct LockedError {
+    /// The warehouse.
+    pub path: PathBuf,
+    /// What the lock file says about its holder.
+    pub holder: String,
+}
+
+/// Errors of the commit stage.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error(transparent)]
+    Locked(#[from] LockedError),
+    #[error(transparent)]
+    Warehouse(#[from] WarehouseError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// The warehouse lock, held for the whole run; released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    /// Takes the lock, or fails at once (`wait = false`) or waits for it.
+    pub fn acquire(wh: &Warehouse, wait: bool) -> Result<RunLock, CommitError> {
+        let path = wh.internal().join("lock");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err(&path, "cannot open the lock file"))?;
+        if wait {
+            file.lock().map_err(io_err(&path, "cannot lock"))?;
+        } else if let Err(e) = file.try_lock() {
+            return match e {
+                fs::TryLockError::WouldBlock => {
+                    let holder = fs::read_to_string(&path).unwrap_or_default().trim().to_string();
+                    Err(LockedError { path: wh.root().to_path_buf(), holder: if holder.is_empty() { "unknown".into() } else { holder } }.into())
+                }
+                fs::TryLockError::Error(e) => Err(io_err(&path, "cannot lock")(e).into()),
+            };
+        }
+        file.set_len(0).map_err(io_err(&path, "cannot write the lock file"))?;
+        writeln!(file, "pid {}", std::process::id()).map_err(io_err(&path, "cannot write the lock file"))?;
+        Ok(RunLock { _file: file })
+    }
+}
+
+/// The files of one run in progress, and how they become visible.
+pub struct RunCommit {
+    wh: Warehouse,
+    run_id: String,
+    ingest_date: String,
+    staging: PathBuf,
+}
+
+fn sync_dir(dir: &Path) -> Result<(), WarehouseError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir, "cannot sync folder"))
+}
+
+/// Stops here when the test-only switch names this point.
+fn hold(point: &str) {
+    if std::env::var(TEST_HOLD_ENV).is_ok_and(|v| v == point) {
+        eprintln!("quarry: test hold at {point}");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
+impl RunCommit {
+    /// Starts a run: makes its staging folder.
+    pub fn begin(wh: &Warehouse, run_id: &str, ingest_date: &str) -> Result<RunCommit, CommitError> {
+        let staging = wh.staging(run_id);
+        fs::create_dir_all(&staging).map_err(io_err(&staging, "cannot create the staging folder"))?;
+        Ok(RunCommit { wh: wh.clone(), run_id: run_id.into(), ingest_date: ingest_date.into(), staging })
+    }
+
+    /// A writer for a table's file of this run, under its staging name.
+    pub fn writer(&self, table: &str, out: &OutputConfig) -> Result<TableWriter, CommitError> {
+        let (schema, bloom): (_, &[&str]) = match table {
+            "posts" => (schema::posts(), &["hash"]),
+            "rejects" => (schema::rejects(), &[]),
+            "duplicates" => (schema::duplicates(), &["hash"]),
+            _ => (schema::runs(), &[]),
+        };
+        let props = properties(out, bloom).map_err(|source| WriteError { path: self.staging.clone(), source })?;
+        Ok(TableWriter::create(&self.staging.join(format!("{table}.parquet")), schema, props)?)
+    }
+
+    /// Makes the run visible: one rename per table, then the digest list, then the `runs` row.
+    /// `files` holds (digest, name) of every file the run read.
+    pub fn commit(self, files: &[(String, String)], runs_row: &RecordBatch, out: &OutputConfig) -> Result<(), CommitError> {
+        hold("staged");
+        for table in DATA_TABLES {
+            let from = self.staging.join(format!("{table}.parquet"));
+            let to = self.wh.table_file(table, &self.run_id, &self.ingest_date);
+            let dir = to.parent().expect("table file has a folder");
+            fs::create_dir_all(dir).map_err(io_err(dir, "cannot create the table folder"))?;
+            fs::rename(&from, &to).map_err(io_err(&to, "cannot move the staged file into its table"))?;
+            sync_dir(dir)?;
+            hold(table);
+        }
+        let list = self.staging.join("files.tsv");
+        let text: String = files.iter().map(|(d, n)| format!("{d}\t{n}\n")).collect();
+        fs::write(&list, text).map_err(io_err(&list, "cannot write the digest list"))?;
+        File::open(&list).and_then(|f| f.sync_all()).map_err(io_err(&list, "cannot sync"))?;
+        let list_to = self.wh.files_list(&self.run_id);
+        fs::rename(&list, &list_to).map_err(io_err(&list_to, "cannot move the digest list"))?;
+
+        let mut w = self.writer(RUNS, out)?;
+        w.write(runs_row)?;
+        w.close()?;
+        let to = self.wh.table(RUNS).join(format!("{}.parquet", self.run_id));
+        fs::rename(self.staging.join(format!("{RUNS}.parquet")), &to).map_err(io_err(&to, "cannot write the runs row"))?;
+        sync_dir(&self.wh.table(RUNS))?;
+        fs::remove_dir_all(&self.staging).map_err(io_err(&self.staging, "cannot remove the staging folder"))?;
+        Ok(())
+    }
+}

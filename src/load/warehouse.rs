@@ -1,0 +1,240 @@
+//! The warehouse directory: table layout, finished runs, the hash index, imported file digests,
+//! and the clean-up of what a crashed run left.
+//!
+//! ```text
+//! WH/posts/ingest_date=YYYY-MM-DD/<run_id>.parquet
+//! WH/rejects/<run_id>.parquet
+//! WH/duplicates/<run_id>.parquet
+//! WH/runs/<run_id>.parquet            one row, written last: the run counts from here on
+//! WH/_quarry/lock                     held by the run in progress
+//! WH/_quarry/staging/<run_id>/        files in progress, never inside a table folder
+//! WH/_quarry/files/<run_id>.tsv       digest and name of every file the run read
+//! ```
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, StringArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+
+use crate::transform::dedupe::HashIndex;
+
+/// Table folder names.
+pub const POSTS: &str = "posts";
+pub const REJECTS: &str = "rejects";
+pub const DUPLICATES: &str = "duplicates";
+pub const RUNS: &str = "runs";
+/// The data tables a run writes before its `runs` row.
+pub const DATA_TABLES: [&str; 3] = [POSTS, REJECTS, DUPLICATES];
+
+/// A warehouse operation that failed, with the path it was about.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {what}: {source}")]
+pub struct WarehouseError {
+    /// The file or folder.
+    pub path: PathBuf,
+    /// What quarry was doing.
+    pub what: &'static str,
+    /// The cause.
+    #[source]
+    pub source: io::Error,
+}
+
+pub(crate) fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> WarehouseError + 'a {
+    move |source| WarehouseError { path: path.to_path_buf(), what, source }
+}
+
+/// A warehouse directory.
+#[derive(Debug, Clone)]
+pub struct Warehouse {
+    root: PathBuf,
+}
+
+/// What `cleanup` removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Cleanup {
+    /// Files of runs that never wrote their `runs` row.
+    pub removed: Vec<PathBuf>,
+}
+
+impl Warehouse {
+    /// Opens (creating if needed) a warehouse directory and checks it can be written.
+    pub fn create(root: &Path) -> Result<Warehouse, WarehouseError> {
+        let wh = Warehouse { root: root.to_path_buf() };
+        for dir in [wh.internal(), wh.table(POSTS), wh.table(REJECTS), wh.table(DUPLICATES), wh.table(RUNS), wh.files_dir()] {
+            fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create the warehouse folder"))?;
+        }
+        let probe = wh.internal().join(".write-probe");
+        fs::write(&probe, b"").map_err(io_err(&wh.root, "the warehouse is not writable"))?;
+        let _ = fs::remove_file(&probe);
+        Ok(wh)
+    }
+
+    /// Opens an existing warehouse for reading.
+    pub fn open(root: &Path) -> Result<Warehouse, WarehouseError> {
+        let runs = root.join(RUNS);
+        fs::metadata(&runs).map_err(io_err(&runs, "not a quarry warehouse (no runs folder)"))?;
+        Ok(Warehouse { root: root.to_path_buf() })
+    }
+
+    /// The warehouse folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A table's folder.
+    pub fn table(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// quarry's own folder (lock, staging, digests).
+    pub fn internal(&self) -> PathBuf {
+        self.root.join("_quarry")
+    }
+
+    /// Staging folder of a run.
+    pub fn staging(&self, run_id: &str) -> PathBuf {
+        self.internal().join("staging").join(run_id)
+    }
+
+    fn files_dir(&self) -> PathBuf {
+        self.internal().join("files")
+    }
+
+    /// Where a run's digest list lives once committed.
+    pub fn files_list(&self, run_id: &str) -> PathBuf {
+        self.files_dir().join(format!("{run_id}.tsv"))
+    }
+
+    /// Final path of a run's file in a table.
+    pub fn table_file(&self, table: &str, run_id: &str, ingest_date: &str) -> PathBuf {
+        let dir = if table == POSTS { self.table(POSTS).join(format!("ingest_date={ingest_date}")) } else { self.table(table) };
+        dir.join(format!("{run_id}.parquet"))
+    }
+
+    /// Run ids of finished runs (those with a `runs` row), in order.
+    pub fn finished_runs(&self) -> Result<BTreeSet<String>, WarehouseError> {
+        let dir = self.table(RUNS);
+        let mut out = BTreeSet::new();
+        for e in fs::read_dir(&dir).map_err(io_err(&dir, "cannot list runs"))? {
+            let e = e.map_err(io_err(&dir, "cannot list runs"))?;
+            if let Some(id) = e.file_name().to_str().and_then(|n| n.strip_suffix(".parquet")) {
+                out.insert(id.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every Parquet file of a table with the run id it belongs to (from its name).
+    pub fn table_files(&self, table: &str) -> Result<Vec<(String, PathBuf)>, WarehouseError> {
+        let mut out = Vec::new();
+        let dir = self.table(table);
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            let entries = match fs::read_dir(&d) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err(&d, "cannot list table files")(e)),
+            };
+            for e in entries {
+                let e = e.map_err(io_err(&d, "cannot list table files"))?;
+                let p = e.path();
+                if e.file_type().map_err(io_err(&p, "cannot stat"))?.is_dir() {
+                    stack.push(p);
+                } else if let Some(id) = e.file_name().to_str().and_then(|n| n.strip_suffix(".parquet")) {
+                    out.push((id.to_string(), p));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes every file of a run that has no `runs` row (a crashed run), staging folders, and
+    /// digest lists of such runs. Must run under the lock, before anything else.
+    pub fn cleanup(&self, finished: &BTreeSet<String>) -> Result<Cleanup, WarehouseError> {
+        let mut c = Cleanup::default();
+        for table in DATA_TABLES {
+            for (id, path) in self.table_files(table)? {
+                if !finished.contains(&id) {
+                    fs::remove_file(&path).map_err(io_err(&path, "cannot remove a crashed run's file"))?;
+                    c.removed.push(path);
+                }
+            }
+        }
+        let staging = self.internal().join("staging");
+        if staging.exists() {
+            for e in fs::read_dir(&staging).map_err(io_err(&staging, "cannot list staging"))? {
+                let p = e.map_err(io_err(&staging, "cannot list staging"))?.path();
+                fs::remove_dir_all(&p).map_err(io_err(&p, "cannot remove a crashed run's staging folder"))?;
+                c.removed.push(p);
+            }
+        }
+        let files = self.files_dir();
+        if files.exists() {
+            for e in fs::read_dir(&files).map_err(io_err(&files, "cannot list digests"))? {
+                let p = e.map_err(io_err(&files, "cannot list digests"))?.path();
+                let id = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+                if !finished.contains(id) {
+                    fs::remove_file(&p).map_err(io_err(&p, "cannot remove a crashed run's digest list"))?;
+                    c.removed.push(p);
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    /// Digests of the files finished runs read, with the run that read each.
+    pub fn imported_digests(&self, finished: &BTreeSet<String>) -> Result<HashMap<String, String>, WarehouseError> {
+        let mut out = HashMap::new();
+        for id in finished {
+            let p = self.files_list(id);
+            let text = match fs::read_to_string(&p) {
+                Ok(t) => t,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err(&p, "cannot read the digest list")(e)),
+            };
+            for line in text.lines() {
+                if let Some((digest, _)) = line.split_once('\t') {
+                    out.entry(digest.to_string()).or_insert_with(|| id.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Loads the hash of every post of the finished runs into `index`.
+    pub fn load_hashes(&self, finished: &BTreeSet<String>, index: &mut HashIndex) -> Result<(), WarehouseError> {
+        for (id, path) in self.table_files(POSTS)? {
+            if !finished.contains(&id) {
+                continue;
+            }
+            let run = index.run(&id);
+            let bad = |e: parquet::errors::ParquetError| WarehouseError {
+                path: path.clone(),
+                what: "cannot read hashes",
+                source: io::Error::other(e),
+            };
+            let file = fs::File::open(&path).map_err(io_err(&path, "cannot open"))?;
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(bad)?;
+            let mask = ProjectionMask::roots(builder.parquet_schema(), [0]);
+            for batch in builder.with_projection(mask).with_batch_size(65536).build().map_err(bad)? {
+                let batch = batch.map_err(|e| bad(e.into()))?;
+                let hashes = batch.column(0).as_any().downcast_ref::<StringArray>().ok_or_else(|| WarehouseError {
+                    path: path.clone(),
+                    what: "the hash column is not a string column",
+                    source: io::Error::other("schema mismatch"),
+                })?;
+                for i in 0..hashes.len() {
+                    if hashes.is_valid(i) {
+                        index.insert(hashes.value(i), run);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

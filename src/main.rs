@@ -1,0 +1,111 @@
+//! The `quarry` command line: parses arguments and calls the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use quarry::import::{import, ImportOptions};
+use quarry::load::commit::LockedError;
+use quarry::pipeline::{ConfigError, Pipeline};
+use quarry::progress::Progress;
+
+/// Exit code: the run finished (rejected pages are data, not failure).
+const EXIT_OK: u8 = 0;
+/// Exit code: an input could not be read, or the output could not be written.
+const EXIT_ERROR: u8 = 1;
+/// Exit code: bad command line or pipeline file.
+const EXIT_CONFIG: u8 = 2;
+/// Exit code: another run holds the warehouse lock.
+const EXIT_LOCKED: u8 = 3;
+/// Exit code: the run finished, but some input file could not be read to its end (see rejects).
+const EXIT_BAD_INPUT: u8 = 4;
+
+#[derive(Parser)]
+#[command(name = "quarry", version, about = "Import alphanode page dumps into a Parquet warehouse")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import dumps (files, folders or - for stdin) into a warehouse.
+    Import {
+        /// Pipeline file describing the dump layout.
+        #[arg(long)]
+        pipeline: PathBuf,
+        /// Warehouse folder (created if missing).
+        #[arg(long)]
+        output: PathBuf,
+        /// Print nothing but errors.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Wait for another run's lock instead of exiting.
+        #[arg(long)]
+        wait: bool,
+        /// Extraction threads (default: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Dump files (.txt, .txt.gz, .txt.zst), folders (recursive), or - for stdin.
+        #[arg(required = true)]
+        inputs: Vec<String>,
+    },
+    /// Validate a pipeline file.
+    Check {
+        /// Pipeline file.
+        #[arg(long)]
+        pipeline: PathBuf,
+    },
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.chain().any(|c| c.is::<ConfigError>()) {
+        EXIT_CONFIG
+    } else if e.chain().any(|c| c.is::<LockedError>()) {
+        EXIT_LOCKED
+    } else {
+        EXIT_ERROR
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Check { pipeline } => {
+            let p = Pipeline::load(&pipeline)?;
+            println!("{}: ok (pipeline {:?}, {} meta entries)", pipeline.display(), p.name, p.entries.len());
+            Ok(EXIT_OK)
+        }
+        Command::Import { pipeline, output, quiet, wait, threads, inputs } => {
+            let p = Pipeline::load(&pipeline)?;
+            let mut opts = ImportOptions::new(pipeline, output, inputs);
+            opts.wait = wait;
+            opts.threads = threads;
+            let summary = import(&p, &opts, &Progress::new(quiet))?;
+            if !quiet {
+                eprint!("{}", summary.render());
+            }
+            Ok(if summary.bad_files.is_empty() { EXIT_OK } else { EXIT_BAD_INPUT })
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
+                return ExitCode::from(EXIT_OK);
+            }
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            let mut msg = chain[0].clone();
+            for c in &chain[1..] {
+                if !msg.contains(c.as_str()) {
+                    msg += &format!(": {c}");
+                }
+            }
+            eprintln!("quarry: error: {msg}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
