@@ -1,0 +1,58 @@
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import warehouse as whr  # noqa: E402
+
+FIXTURE_CORPUS = "tests/fixtures/corpus"
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A dumpgen corpus: `root` to read it from here, `arg` the path handed to quarry (cwd = repo root)."""
+
+    root: Path
+    arg: str
+
+    def batch(self, n: int) -> str:
+        return f"{self.arg}/batch-{n}"
+
+    def batch_files(self, n: int) -> list[Path]:
+        return sorted(p for p in (self.root / f"batch-{n}").rglob("*") if p.is_file())
+
+    @property
+    def batches(self) -> int:
+        return len(list(self.root.glob("batch-*")))
+
+
+@pytest.fixture(scope="session")
+def quarry_binary():
+    path = whr.quarry_bin()
+    assert path.is_file() and os.access(path, os.X_OK), (
+        f"quarry binary not found at {path}: run `cargo build` or set QUARRY_BIN")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fixture_corpus():
+    root = whr.REPO_ROOT / FIXTURE_CORPUS
+    assert (root / "truth.jsonl").is_file(), f"committed fixture corpus missing: {root}"
+    return Corpus(root=root, arg=FIXTURE_CORPUS)
+
+
+@pytest.fixture(scope="session")
+def generated_corpus(tmp_path_factory):
+    dumpgen = whr.shared_dir() / "tools" / "dumpgen.py"
+    if not dumpgen.is_file():
+        pytest.skip(f"{dumpgen} not found: the generated corpus needs the shared dir "
+                    "(../shared beside the repo, or QUARRY_SHARED)")
+    out = tmp_path_factory.mktemp("generated-corpus")
+    subprocess.run([sys.executable, str(dumpgen), "--out", str(out), "--batches", "3", "--pages", "3000"],
+                   check=True)
+    return Corpus(root=out, arg=str(out))

@@ -1,0 +1,188 @@
+"""End to end: import dumpgen corpora with the quarry binary and read the warehouse back."""
+import json
+import shutil
+from collections import Counter
+
+import pytest
+
+import truthcheck
+import warehouse as whr
+
+HOLD_POINTS = ("staged", "posts", "rejects", "duplicates")
+HOLD_TIMEOUT_S = 120
+SEED_INPUT = "tests/fixtures/seed-page.txt"
+
+
+@pytest.fixture(scope="module", params=["fixture-corpus", "generated-corpus"])
+def corpus(request, quarry_binary):
+    return request.getfixturevalue(request.param.replace("-", "_"))
+
+
+def assert_ran(result, what):
+    rc, out, err = result
+    assert rc == 0, f"{what}: exit {rc}\nstdout:\n{out}\nstderr:\n{err}"
+
+
+def assert_same(got, want, what):
+    diff = whr.snapshot_diff(got, want)
+    assert not diff, f"{what}:\n{diff}"
+
+
+def import_batches(warehouse, corpus, batches):
+    for b in batches:
+        assert_ran(whr.run_import(warehouse, corpus.batch(b)), f"import of {corpus.batch(b)}")
+
+
+@pytest.fixture(scope="module")
+def full_warehouse(corpus, tmp_path_factory):
+    """batch-1..3 imported in order into one warehouse."""
+    wh = tmp_path_factory.mktemp("wh-full") / "wh"
+    import_batches(wh, corpus, range(1, corpus.batches + 1))
+    return wh
+
+
+@pytest.fixture(scope="module")
+def batch1_warehouse(corpus, tmp_path_factory):
+    wh = tmp_path_factory.mktemp("wh-batch1") / "wh"
+    import_batches(wh, corpus, [1])
+    return wh
+
+
+def copy_warehouse(src, tmp_path):
+    dst = tmp_path / "wh"
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+def truth_totals(corpus, batches):
+    rows = [r for r in truthcheck.load_truth(corpus.root) if r["batch"] <= batches]
+    disp = Counter(r["disposition"] for r in rows)
+    hashes = frozenset(r["record"]["hash"] for r in rows if r["disposition"] == "imported")
+    return {"posts": disp["imported"], "rejects": disp["rejected"], "duplicates": disp["duplicate"],
+            "runs": batches, "posts_keys": hashes}
+
+
+def table_files(warehouse):
+    return sorted(str(p.relative_to(warehouse)) for t in whr.DATA_TABLES
+                  for p in (warehouse / t).rglob("*") if p.is_file())
+
+
+def test_import_matches_truth(full_warehouse, corpus):
+    report = truthcheck.check(full_warehouse, corpus.root)
+    assert report.ok, report.text()
+
+
+def test_plain_readers_see_exactly_the_truth(full_warehouse, corpus):
+    want = truth_totals(corpus, corpus.batches)
+    assert_same(whr.duck_snapshot(full_warehouse), want, "DuckDB glob")
+    assert_same(whr.snapshot(full_warehouse, committed=False), want, "pyarrow dataset")
+    assert whr.orphan_rows(full_warehouse) == {}
+
+
+def test_reimport_adds_only_runs_rows(full_warehouse, corpus, tmp_path):
+    wh = copy_warehouse(full_warehouse, tmp_path)
+    before = whr.snapshot(wh, committed=False)
+    before_files = table_files(wh)
+    runs_before = whr.run_ids(wh)
+    import_batches(wh, corpus, range(1, corpus.batches + 1))
+
+    after = whr.snapshot(wh, committed=False)
+    data = {k: v for k, v in before.items() if not k.startswith("runs")}
+    assert_same(after, data, "the tables changed on a rerun")
+    changed = sorted(set(table_files(wh)) ^ set(before_files))
+    assert not changed, f"a rerun over the same inputs changed table files: {changed}"
+
+    new_runs = [r for r in whr.runs_in_order(wh) if r["run_id"] not in runs_before]
+    assert len(new_runs) == corpus.batches
+    for b, run in enumerate(new_runs, start=1):
+        got = {k: run[k] for k in ("files_skipped", "pages", "imported", "duplicates", "rejected")}
+        assert got == {"files_skipped": len(corpus.batch_files(b)), "pages": 0, "imported": 0,
+                       "duplicates": 0, "rejected": 0}, f"rerun of batch-{b}: {run}"
+
+
+@pytest.mark.parametrize("point", HOLD_POINTS)
+def test_killed_import_leaves_no_trace(corpus, batch1_warehouse, tmp_path, point):
+    wh = copy_warehouse(batch1_warehouse, tmp_path)
+    before = whr.snapshot(wh, committed=False)
+    before_duck = whr.duck_snapshot(wh)
+
+    with whr.HeldImport(wh, corpus.batch(2), point=point) as held:
+        assert held.wait_held(HOLD_TIMEOUT_S), (
+            f"no '{held.hold_line}' on stderr within {HOLD_TIMEOUT_S} s "
+            f"(exit {held.proc.poll()}):\n{held.stderr()}")
+        held.kill()
+
+    assert_same(whr.snapshot(wh, committed=True), before, "read through runs")
+    assert_same(whr.duck_snapshot(wh, committed=True), before_duck, "DuckDB through runs")
+    if point == "staged":
+        assert_same(whr.snapshot(wh, committed=False), before, "staged files in a table folder")
+        assert_same(whr.duck_snapshot(wh), before_duck, "DuckDB's glob sees staged files")
+
+    assert_ran(whr.run_import(wh, corpus.batch(2)), "import after the kill")
+    report = truthcheck.check(wh, corpus.root, batches=2, committed=False)
+    assert report.ok, report.text()
+    assert whr.orphan_rows(wh) == {}, "rows of the killed run are left in the tables"
+    assert_same(whr.duck_snapshot(wh), truth_totals(corpus, 2), "DuckDB glob after the rerun")
+    assert_same(whr.snapshot(wh, committed=False), truth_totals(corpus, 2), "pyarrow dataset after the rerun")
+
+
+def test_second_import_is_refused_while_locked(corpus, tmp_path):
+    wh = tmp_path / "wh"
+    with whr.HeldImport(wh, corpus.batch(1), point="staged") as held:
+        assert held.wait_held(HOLD_TIMEOUT_S), (
+            f"no '{held.hold_line}' within {HOLD_TIMEOUT_S} s (exit {held.proc.poll()}):\n{held.stderr()}")
+        rc, out, err = whr.run_import(wh, corpus.batch(2))
+        assert rc == 3, f"second import into a locked warehouse: exit {rc}\n{err}"
+        assert "lock" in err.lower(), err
+        assert held.proc.poll() is None, "the holding import died while the second one ran"
+    assert_ran(whr.run_import(wh, corpus.batch(1)), "import after the lock holder was killed")
+    report = truthcheck.check(wh, corpus.root, batches=1, committed=False)
+    assert report.ok, report.text()
+
+
+def seed_expected():
+    with open(whr.FIXTURES / "seed-page.expected.json", encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def test_seed_page_row_is_exactly_as_expected(quarry_binary, tmp_path):
+    wh = tmp_path / "wh"
+    assert_ran(whr.run_import(wh, SEED_INPUT), "import of the seed page")
+    posts = whr.read_table(wh, "posts").to_pylist()
+    assert len(posts) == 1
+    row = posts[0]
+    expected = seed_expected()
+    got = {k: truthcheck.normalize(k, row[k]) if k in row else "<no such column>" for k in expected}
+    want = {k: truthcheck.normalize(k, v) for k, v in expected.items()}
+    diff = {k: (want[k], got[k]) for k in want if got[k] != want[k]}
+    assert not diff, "column: (expected, got)\n" + "\n".join(f"{k}: {v}" for k, v in diff.items())
+
+    assert (row["source_file"], row["source_offset"]) == (SEED_INPUT, 0)
+    for s in truthcheck.SCORES:
+        assert row[s + "_norm"] == pytest.approx(expected[s + "_score"] / 100)
+    assert row["ids_consistent"] is True
+    assert row["completeness"] == pytest.approx(1.0)
+    assert row["content_fingerprint"]
+    derived = truthcheck.expected_fields(expected)
+    assert row["reading_time_est_min"] == pytest.approx(derived["reading_time_est_min"])
+    if "quality_composite" in derived:
+        assert row["quality_composite"] == pytest.approx(derived["quality_composite"])
+    else:
+        norms = [expected[s + "_score"] / 100 for s in truthcheck.SCORES]
+        assert min(norms) <= row["quality_composite"] <= max(norms)
+
+    runs = whr.runs_in_order(wh)
+    assert len(runs) == 1
+    got_run = {k: runs[0][k] for k in ("inputs", "files", "files_skipped", "pages", "imported",
+                                       "duplicates", "rejected", "issues")}
+    assert got_run == {"inputs": [SEED_INPUT], "files": 1, "files_skipped": 0, "pages": 1, "imported": 1,
+                       "duplicates": 0, "rejected": 0, "issues": 0}
+    assert row["run_id"] == runs[0]["run_id"]
+
+
+def test_bad_pipeline_is_a_usage_error(quarry_binary, tmp_path):
+    rc, _, err = whr.run_quarry(["import", "--pipeline", str(tmp_path / "missing.toml"),
+                                 "--output", str(tmp_path / "wh"), SEED_INPUT])
+    assert rc == 2, err
+    rc, _, err = whr.run_quarry(["import", "--no-such-flag"])
+    assert rc == 2, err
