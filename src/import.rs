@@ -113,10 +113,13 @@ impl RunSummary {
             s += &format!(" ({})", parts.join(", "));
         }
         s += "\n";
-        s += &format!("  read       {:.1} MB in {:.2} s, {:.1} MB/s\n", self.bytes_read as f64 / 1e6, self.seconds, self.mb_per_s());
-        if self.files > 0 && self.files_skipped > 0 && self.pages == 0 {
-            s += "  nothing new: every input was imported by an earlier run\n";
-        } else if self.files == 0 && self.files_skipped > 0 {
+        s += &format!(
+            "  read       {:.1} MB in {:.2} s, {:.1} MB/s\n",
+            self.bytes_read as f64 / 1e6,
+            self.seconds,
+            self.mb_per_s()
+        );
+        if self.files == 0 && self.files_skipped > 0 {
             s += "  nothing new: every input was imported by an earlier run\n";
         }
         if self.cleaned_up > 0 {
@@ -174,7 +177,8 @@ impl RunState<'_> {
         let rows: Vec<Vec<Cell>> = records.into_iter().map(|r| r.cells).collect();
         let b = batch::batch(&schema::posts(), &rows).context("building a posts batch")?;
         drop(rows);
-        let b = derive(self.p, &b, &DeriveInputs { entries_valid: &entries_valid, ids: &ids }).context("deriving metrics")?;
+        let b = derive(self.p, &b, &DeriveInputs { entries_valid: &entries_valid, ids: &ids })
+            .context("deriving metrics")?;
         self.posts_w.write(&b)?;
         Ok(())
     }
@@ -198,7 +202,13 @@ impl RunState<'_> {
         self.summary.rejected += 1;
         *self.summary.rejected_by_reason.entry(rej.reason.code()).or_default() += 1;
         self.reject_bytes += raw.len();
-        self.rejects.push(RejectRow { source_file: file.to_string(), source_offset: offset, reason: rej.reason.code(), detail: rej.detail, raw });
+        self.rejects.push(RejectRow {
+            source_file: file.to_string(),
+            source_offset: offset,
+            reason: rej.reason.code(),
+            detail: rej.detail,
+            raw,
+        });
         if self.reject_bytes >= REJECT_FLUSH_BYTES || self.rejects.len() >= self.p.output.batch_rows {
             self.flush_rejects()?;
         }
@@ -215,7 +225,12 @@ impl RunState<'_> {
                     Seen::Duplicate { first_run_id } => {
                         let first_run_id = first_run_id.to_string();
                         self.summary.duplicates += 1;
-                        self.dups.push(DuplicateRow { hash: rec.hash, source_file: file.to_string(), source_offset: pg.offset, first_run_id });
+                        self.dups.push(DuplicateRow {
+                            hash: rec.hash,
+                            source_file: file.to_string(),
+                            source_offset: pg.offset,
+                            first_run_id,
+                        });
                         if self.dups.len() >= self.p.output.batch_rows {
                             self.flush_rejects()?;
                         }
@@ -314,7 +329,10 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
                 (read::decompress(counted, read::compression_of(&path.to_string_lossy()))?, Some(digest))
             }
             InputFile::Stdin => {
-                let mut r = BufReader::with_capacity(read::READ_BUFFER, read::CountingReader::new(io::stdin(), counter.clone()));
+                let mut r = BufReader::with_capacity(
+                    read::READ_BUFFER,
+                    read::CountingReader::new(io::stdin(), counter.clone()),
+                );
                 let c = read::sniff(&mut r).context("-: cannot read standard input")?;
                 (read::decompress(r, c)?, None)
             }
@@ -354,7 +372,10 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
                     let partial = splitter.take_partial();
                     let offset = partial.as_ref().map_or(splitter.bytes_read(), |pg| pg.offset);
                     let raw = partial.map(|pg| pg.bytes).unwrap_or_default();
-                    let detail = format!("{name}: cannot read past byte {} of the decompressed stream: {e}", splitter.bytes_read());
+                    let detail = format!(
+                        "{name}: cannot read past byte {} of the decompressed stream: {e}",
+                        splitter.bytes_read()
+                    );
                     progress.warn(&detail);
                     st.summary.pages += 1;
                     st.reject(&name, offset, Reject { reason: RejectReason::UnreadableFile, detail }, raw)?;
@@ -373,13 +394,11 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
     st.flush_posts()?;
     st.flush_rejects()?;
     let RunState { posts_w, rejects_w, dups_w, mut summary, .. } = st;
-    posts_w.close()?;
-    rejects_w.close()?;
-    dups_w.close()?;
+    let rows = [posts_w.close()?.rows, rejects_w.close()?.rows, dups_w.close()?.rows];
     progress.finish();
     summary.seconds = clock.elapsed().as_secs_f64();
     let runs_row = runs_row(&summary, &p.name, opts, started, now_micros())?;
-    commit.commit(&read_files, &runs_row, out)?;
+    commit.commit(rows, &read_files, &runs_row, out)?;
     Ok(summary)
 }
 

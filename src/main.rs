@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use quarry::import::{import, ImportOptions};
-use quarry::load::commit::LockedError;
+use quarry::load::commit::{CommitError, LockedError};
 use quarry::pipeline::{ConfigError, Pipeline};
 use quarry::progress::Progress;
 
@@ -61,7 +61,10 @@ enum Command {
 fn exit_code(e: &anyhow::Error) -> u8 {
     if e.chain().any(|c| c.is::<ConfigError>()) {
         EXIT_CONFIG
-    } else if e.chain().any(|c| c.is::<LockedError>()) {
+    } else if e
+        .chain()
+        .any(|c| c.is::<LockedError>() || matches!(c.downcast_ref::<CommitError>(), Some(CommitError::Locked(_))))
+    {
         EXIT_LOCKED
     } else {
         EXIT_ERROR
@@ -94,7 +97,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
                 return ExitCode::from(EXIT_OK);
             }
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder,
-    ListArray, ListBuilder, MapArray, StringArray, StringBuilder, StructArray, TimestampMicrosecondBuilder,
+    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, ListArray,
+    ListBuilder, MapArray, StringArray, StringBuilder, StructArray, TimestampMicrosecondBuilder,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Fields, SchemaRef, TimeUnit};
@@ -204,7 +204,14 @@ pub fn rejects_batch(run_id: &str, rows: &[RejectRow]) -> Result<RecordBatch, Ar
     rows.iter().for_each(|r| raw.append_value(&r.raw));
     RecordBatch::try_new(
         schema::rejects(),
-        vec![Arc::new(run), Arc::new(file), Arc::new(offset), Arc::new(reason), Arc::new(detail), Arc::new(raw.finish())],
+        vec![
+            Arc::new(run),
+            Arc::new(file),
+            Arc::new(offset),
+            Arc::new(reason),
+            Arc::new(detail),
+            Arc::new(raw.finish()),
+        ],
     )
 }
 
@@ -219,9 +226,4 @@ pub fn duplicates_batch(run_id: &str, rows: &[DuplicateRow]) -> Result<RecordBat
         schema::duplicates(),
         vec![Arc::new(run), Arc::new(hash), Arc::new(file), Arc::new(offset), Arc::new(first)],
     )
-}
-
-/// Checks that a column is what `dt` says (used by tests and debug assertions).
-pub fn has_type(a: &dyn Array, dt: &DataType) -> bool {
-    a.data_type() == dt
 }

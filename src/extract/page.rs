@@ -5,7 +5,9 @@ use std::borrow::Cow;
 use arrow::datatypes::DataType;
 
 use super::record::{Cell, Record, Reject, RejectReason};
-use super::text::{bullet_item, clean, decode_entities, is_blank, is_paragraph, match_key, scalar_value, trim, trim_end};
+use super::text::{
+    bullet_item, clean, decode_entities, is_blank, is_paragraph, match_key, scalar_value, trim, trim_end,
+};
 use super::value::{self, ValueProblem};
 use crate::load::schema;
 use crate::pipeline::{fold_key, PairField, Pipeline, Target, ValueType};
@@ -88,7 +90,8 @@ pub fn extract(p: &Pipeline, raw: &[u8], complete: bool) -> Result<Record, Rejec
     }
     page.meta(&lines[meta_at + 1..trailer_at.max(meta_at + 1)], meta_at + 2)?;
 
-    let similar: Vec<String> = lines.get(trailer_at + 1..).unwrap_or(&[]).iter().filter_map(|l| bullet_item(l)).map(clean).collect();
+    let similar: Vec<String> =
+        lines.get(trailer_at + 1..).unwrap_or(&[]).iter().filter_map(|l| bullet_item(l)).map(clean).collect();
     let c = &p.cols;
     let words = paragraphs.iter().map(|x| x.split_whitespace().count()).sum::<usize>();
     let body = paragraphs.join("\n\n");
@@ -205,7 +208,9 @@ impl<'p> PageBuilder<'p> {
             self.unparsed.push(trim_end(line).to_string());
             return Ok(());
         }
-        let Target::Scalar { col, value, lowercase } = p.entries[e].target else { unreachable!("scalar_order holds scalars") };
+        let Target::Scalar { col, value, lowercase } = p.entries[e].target else {
+            unreachable!("scalar_order holds scalars")
+        };
         let raw = scalar_value(&t[n..]);
         if raw.is_empty() {
             return Ok(());
@@ -365,7 +370,9 @@ impl<'p> PageBuilder<'p> {
         let mut out = Vec::with_capacity(items.len());
         for &(item, line) in items {
             match item.split_once(':') {
-                Some((name, value)) if !trim(name).is_empty() => out.push((fold_key(&decode_entities(name)), trim(value), line)),
+                Some((name, value)) if !trim(name).is_empty() => {
+                    out.push((fold_key(&decode_entities(name)), trim(value), line))
+                }
                 _ => self.unparsed.push(trim_end(line).to_string()),
             }
         }
@@ -382,7 +389,10 @@ impl<'p> PageBuilder<'p> {
     fn finish(mut self) -> Result<Record, Reject> {
         let hash = match self.hash.take() {
             None => {
-                return Err(Reject { reason: RejectReason::MissingHash, detail: "the meta block has no hash entry".into() });
+                return Err(Reject {
+                    reason: RejectReason::MissingHash,
+                    detail: "the meta block has no hash entry".into(),
+                });
             }
             Some(Err(where_)) => {
                 return Err(Reject {

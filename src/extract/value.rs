@@ -119,13 +119,29 @@ pub fn parse_hash(raw: &str) -> Option<String> {
 
 const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
 const MONTH_NAMES: [&str; 12] = [
-    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 ];
 
 fn month(name: &str) -> Option<u32> {
     let n = name.to_ascii_lowercase();
     let n = n.strip_suffix('.').unwrap_or(&n);
-    MONTHS.iter().position(|m| *m == n).or_else(|| MONTH_NAMES.iter().position(|m| *m == n)).or_else(|| (n == "sept").then_some(8)).map(|i| i as u32 + 1)
+    MONTHS
+        .iter()
+        .position(|m| *m == n)
+        .or_else(|| MONTH_NAMES.iter().position(|m| *m == n))
+        .or_else(|| (n == "sept").then_some(8))
+        .map(|i| i as u32 + 1)
 }
 
 fn num(s: &str, min_len: usize, max_len: usize) -> Option<u32> {
@@ -236,10 +252,21 @@ mod tests {
     fn dates_in_all_five_notations() {
         let want = days_from_civil(2024, 11, 9);
         assert_eq!(want, Some(20036));
-        for s in ["2024-11-09", "2024/11/09", "09 Nov 2024", "9 nov 2024", "Nov 9, 2024", "November 9, 2024", "NOVEMBER 09, 2024", "2024-11-9"] {
+        for s in [
+            "2024-11-09",
+            "2024/11/09",
+            "09 Nov 2024",
+            "9 nov 2024",
+            "Nov 9, 2024",
+            "November 9, 2024",
+            "NOVEMBER 09, 2024",
+            "2024-11-9",
+        ] {
             assert_eq!(parse_date(s), want, "{s}");
         }
-        for s in ["2024-13-45", "yesterday", "20xx-01-01", "2023-02-29", "Nov 9 2024", "9 November", "", "2024-11-09T00:00"] {
+        for s in
+            ["2024-13-45", "yesterday", "20xx-01-01", "2023-02-29", "Nov 9 2024", "9 November", "", "2024-11-09T00:00"]
+        {
             assert_eq!(parse_date(s), None, "{s}");
         }
         assert_eq!(parse_date("2024-02-29"), days_from_civil(2024, 2, 29));

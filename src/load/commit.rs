@@ -61,7 +61,11 @@ impl RunLock {
             return match e {
                 fs::TryLockError::WouldBlock => {
                     let holder = fs::read_to_string(&path).unwrap_or_default().trim().to_string();
-                    Err(LockedError { path: wh.root().to_path_buf(), holder: if holder.is_empty() { "unknown".into() } else { holder } }.into())
+                    Err(LockedError {
+                        path: wh.root().to_path_buf(),
+                        holder: if holder.is_empty() { "unknown".into() } else { holder },
+                    }
+                    .into())
                 }
                 fs::TryLockError::Error(e) => Err(io_err(&path, "cannot lock")(e).into()),
             };
@@ -115,16 +119,28 @@ impl RunCommit {
     }
 
     /// Makes the run visible: one rename per table, then the digest list, then the `runs` row.
-    /// `files` holds (digest, name) of every file the run read.
-    pub fn commit(self, files: &[(String, String)], runs_row: &RecordBatch, out: &OutputConfig) -> Result<(), CommitError> {
+    /// `rows` holds the row counts of posts, rejects and duplicates; `files` (digest, name) of every
+    /// file the run read.
+    pub fn commit(
+        self,
+        rows: [u64; 3],
+        files: &[(String, String)],
+        runs_row: &RecordBatch,
+        out: &OutputConfig,
+    ) -> Result<(), CommitError> {
         hold("staged");
-        for table in DATA_TABLES {
+        for (table, rows) in DATA_TABLES.iter().zip(rows) {
             let from = self.staging.join(format!("{table}.parquet"));
-            let to = self.wh.table_file(table, &self.run_id, &self.ingest_date);
-            let dir = to.parent().expect("table file has a folder");
-            fs::create_dir_all(dir).map_err(io_err(dir, "cannot create the table folder"))?;
-            fs::rename(&from, &to).map_err(io_err(&to, "cannot move the staged file into its table"))?;
-            sync_dir(dir)?;
+            if rows == 0 {
+                // A table the run adds no rows to gets no file: a rerun adds its runs row and nothing else.
+                fs::remove_file(&from).map_err(io_err(&from, "cannot remove an empty staged file"))?;
+            } else {
+                let to = self.wh.table_file(table, &self.run_id, &self.ingest_date);
+                let dir = to.parent().expect("table file has a folder");
+                fs::create_dir_all(dir).map_err(io_err(dir, "cannot create the table folder"))?;
+                fs::rename(&from, &to).map_err(io_err(&to, "cannot move the staged file into its table"))?;
+                sync_dir(dir)?;
+            }
             hold(table);
         }
         let list = self.staging.join("files.tsv");
@@ -138,7 +154,8 @@ impl RunCommit {
         w.write(runs_row)?;
         w.close()?;
         let to = self.wh.table(RUNS).join(format!("{}.parquet", self.run_id));
-        fs::rename(self.staging.join(format!("{RUNS}.parquet")), &to).map_err(io_err(&to, "cannot write the runs row"))?;
+        fs::rename(self.staging.join(format!("{RUNS}.parquet")), &to)
+            .map_err(io_err(&to, "cannot write the runs row"))?;
         sync_dir(&self.wh.table(RUNS))?;
         fs::remove_dir_all(&self.staging).map_err(io_err(&self.staging, "cannot remove the staging folder"))?;
         Ok(())

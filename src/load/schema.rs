@@ -170,7 +170,7 @@ mod tests {
     fn posts_has_the_contract_columns_in_order() {
         let s = posts();
         let names: Vec<&str> = s.fields().iter().map(|f| f.name().as_str()).collect();
-        assert_eq!(names.len(), 64);
+        assert_eq!(names.len(), 54);
         assert_eq!(names[0], "hash");
         assert!(!s.field(0).is_nullable());
         assert_eq!(names.last(), Some(&"ingested_at"));

@@ -64,7 +64,9 @@ impl Warehouse {
     /// Opens (creating if needed) a warehouse directory and checks it can be written.
     pub fn create(root: &Path) -> Result<Warehouse, WarehouseError> {
         let wh = Warehouse { root: root.to_path_buf() };
-        for dir in [wh.internal(), wh.table(POSTS), wh.table(REJECTS), wh.table(DUPLICATES), wh.table(RUNS), wh.files_dir()] {
+        for dir in
+            [wh.internal(), wh.table(POSTS), wh.table(REJECTS), wh.table(DUPLICATES), wh.table(RUNS), wh.files_dir()]
+        {
             fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create the warehouse folder"))?;
         }
         let probe = wh.internal().join(".write-probe");
@@ -111,7 +113,11 @@ impl Warehouse {
 
     /// Final path of a run's file in a table.
     pub fn table_file(&self, table: &str, run_id: &str, ingest_date: &str) -> PathBuf {
-        let dir = if table == POSTS { self.table(POSTS).join(format!("ingest_date={ingest_date}")) } else { self.table(table) };
+        let dir = if table == POSTS {
+            self.table(POSTS).join(format!("ingest_date={ingest_date}"))
+        } else {
+            self.table(table)
+        };
         dir.join(format!("{run_id}.parquet"))
     }
 

@@ -272,10 +272,18 @@ fn build(ctx: &Ctx, cfg: PipelineConfig) -> Result<Pipeline, ConfigError> {
         let path = format!("entry[{i}] (key {:?})", e.key.get_ref());
         let key = fold_key(e.key.get_ref());
         if key.is_empty() {
-            return Err(ctx.err(Some(e.key.span()), format!("entry[{i}].key"), "empty key; expected the key as written in dumps"));
+            return Err(ctx.err(
+                Some(e.key.span()),
+                format!("entry[{i}].key"),
+                "empty key; expected the key as written in dumps",
+            ));
         }
         if !seen_keys.insert(key.clone()) {
-            return Err(ctx.err(Some(e.key.span()), format!("{path}.key"), "key given twice; each key may have one entry"));
+            return Err(ctx.err(
+                Some(e.key.span()),
+                format!("{path}.key"),
+                "key given twice; each key may have one entry",
+            ));
         }
         let mut bind = |col: usize, span: Range<usize>, key: String| -> Result<(), ConfigError> {
             if reserved.contains(&col) {
@@ -288,13 +296,21 @@ fn build(ctx: &Ctx, cfg: PipelineConfig) -> Result<Pipeline, ConfigError> {
         };
         let need_column = |what: &str| {
             e.column.as_ref().ok_or_else(|| {
-                ctx.err(Some(e.key.span()), format!("{path}.column"), format!("missing; a {what} entry needs the posts column it fills"))
+                ctx.err(
+                    Some(e.key.span()),
+                    format!("{path}.column"),
+                    format!("missing; a {what} entry needs the posts column it fills"),
+                )
             })
         };
         let target = match e.kind {
             EntryKind::Scalar => {
                 let value = e.value.ok_or_else(|| {
-                    ctx.err(Some(e.key.span()), format!("{path}.value"), "missing; expected one of text, int, score, date, flag, hash")
+                    ctx.err(
+                        Some(e.key.span()),
+                        format!("{path}.value"),
+                        "missing; expected one of text, int, score, date, flag, hash",
+                    )
                 })?;
                 let c = need_column("scalar")?;
                 let (col, dt) = ctx.column(c, &format!("{path}.column"))?;
@@ -302,12 +318,17 @@ fn build(ctx: &Ctx, cfg: PipelineConfig) -> Result<Pipeline, ConfigError> {
                     return Err(ctx.err(
                         Some(c.span()),
                         format!("{path}.value"),
-                        format!("a {value:?} value cannot fill column {:?} of type {}", c.get_ref(), type_name(&dt)).to_lowercase(),
+                        format!("a {value:?} value cannot fill column {:?} of type {}", c.get_ref(), type_name(&dt))
+                            .to_lowercase(),
                     ));
                 }
                 if value == ValueType::Hash {
                     if col != cols.hash {
-                        return Err(ctx.err(Some(c.span()), format!("{path}.column"), "a hash value must fill the column \"hash\""));
+                        return Err(ctx.err(
+                            Some(c.span()),
+                            format!("{path}.column"),
+                            "a hash value must fill the column \"hash\"",
+                        ));
                     }
                     hash_entries += 1;
                 }
@@ -321,14 +342,22 @@ fn build(ctx: &Ctx, cfg: PipelineConfig) -> Result<Pipeline, ConfigError> {
                 let c = need_column("list")?;
                 let (col, dt) = ctx.column(c, &format!("{path}.column"))?;
                 if dt != schema::list_of(DataType::Utf8) {
-                    return Err(ctx.err(Some(c.span()), format!("{path}.column"), format!("a list entry needs a list<string> column; {:?} is {}", c.get_ref(), type_name(&dt))));
+                    return Err(ctx.err(
+                        Some(c.span()),
+                        format!("{path}.column"),
+                        format!("a list entry needs a list<string> column; {:?} is {}", c.get_ref(), type_name(&dt)),
+                    ));
                 }
                 bind(col, c.span(), format!("{path}.column"))?;
                 Target::List { col }
             }
             EntryKind::Pairs | EntryKind::Objects => {
                 if e.fields.is_empty() {
-                    return Err(ctx.err(Some(e.key.span()), format!("{path}.fields"), "missing; expected a list of { name, value, column }"));
+                    return Err(ctx.err(
+                        Some(e.key.span()),
+                        format!("{path}.fields"),
+                        "missing; expected a list of { name, value, column }",
+                    ));
                 }
                 let children = match (&e.column, e.kind) {
                     (Some(c), kind) => {
@@ -337,16 +366,46 @@ fn build(ctx: &Ctx, cfg: PipelineConfig) -> Result<Pipeline, ConfigError> {
                             (DataType::Struct(f), EntryKind::Pairs) => f.clone(),
                             (DataType::List(item), EntryKind::Objects) => match item.data_type() {
                                 DataType::Struct(f) => f.clone(),
-                                _ => return Err(ctx.err(Some(c.span()), format!("{path}.column"), "an objects entry needs a list<struct> column")),
+                                _ => {
+                                    return Err(ctx.err(
+                                        Some(c.span()),
+                                        format!("{path}.column"),
+                                        "an objects entry needs a list<struct> column",
+                                    ))
+                                }
                             },
-                            (_, EntryKind::Pairs) => return Err(ctx.err(Some(c.span()), format!("{path}.column"), format!("a pairs entry with a column needs a struct column; {:?} is {}", c.get_ref(), type_name(&dt)))),
-                            _ => return Err(ctx.err(Some(c.span()), format!("{path}.column"), format!("an objects entry needs a list<struct> column; {:?} is {}", c.get_ref(), type_name(&dt)))),
+                            (_, EntryKind::Pairs) => {
+                                return Err(ctx.err(
+                                    Some(c.span()),
+                                    format!("{path}.column"),
+                                    format!(
+                                        "a pairs entry with a column needs a struct column; {:?} is {}",
+                                        c.get_ref(),
+                                        type_name(&dt)
+                                    ),
+                                ))
+                            }
+                            _ => {
+                                return Err(ctx.err(
+                                    Some(c.span()),
+                                    format!("{path}.column"),
+                                    format!(
+                                        "an objects entry needs a list<struct> column; {:?} is {}",
+                                        c.get_ref(),
+                                        type_name(&dt)
+                                    ),
+                                ))
+                            }
                         };
                         bind(col, c.span(), format!("{path}.column"))?;
                         Some((col, struct_fields))
                     }
                     (None, EntryKind::Objects) => {
-                        return Err(ctx.err(Some(e.key.span()), format!("{path}.column"), "missing; an objects entry needs its list<struct> column"));
+                        return Err(ctx.err(
+                            Some(e.key.span()),
+                            format!("{path}.column"),
+                            "missing; an objects entry needs its list<struct> column",
+                        ));
                     }
                     (None, _) => None,
                 };
@@ -356,16 +415,32 @@ fn build(ctx: &Ctx, cfg: PipelineConfig) -> Result<Pipeline, ConfigError> {
                     let fpath = format!("{path}.fields[{j}]");
                     let name = fold_key(f.name.get_ref());
                     if name.is_empty() || !names.insert(name.clone()) {
-                        return Err(ctx.err(Some(f.name.span()), format!("{fpath}.name"), "empty or repeated field name"));
+                        return Err(ctx.err(
+                            Some(f.name.span()),
+                            format!("{fpath}.name"),
+                            "empty or repeated field name",
+                        ));
                     }
                     let col = match &children {
                         Some((_, sf)) => {
                             let idx = sf.iter().position(|x| x.name() == f.column.get_ref()).ok_or_else(|| {
                                 let valid: Vec<&str> = sf.iter().map(|x| x.name().as_str()).collect();
-                                ctx.err(Some(f.column.span()), format!("{fpath}.column"), format!("no field {:?} in the struct; expected one of: {}", f.column.get_ref(), valid.join(", ")))
+                                ctx.err(
+                                    Some(f.column.span()),
+                                    format!("{fpath}.column"),
+                                    format!(
+                                        "no field {:?} in the struct; expected one of: {}",
+                                        f.column.get_ref(),
+                                        valid.join(", ")
+                                    ),
+                                )
                             })?;
                             if f.value != ValueType::Text {
-                                return Err(ctx.err(Some(f.column.span()), format!("{fpath}.value"), "struct fields hold text; expected value = \"text\""));
+                                return Err(ctx.err(
+                                    Some(f.column.span()),
+                                    format!("{fpath}.value"),
+                                    "struct fields hold text; expected value = \"text\"",
+                                ));
                             }
                             idx
                         }
@@ -375,7 +450,13 @@ fn build(ctx: &Ctx, cfg: PipelineConfig) -> Result<Pipeline, ConfigError> {
                                 return Err(ctx.err(
                                     Some(f.column.span()),
                                     format!("{fpath}.value"),
-                                    format!("a {:?} value cannot fill column {:?} of type {}", f.value, f.column.get_ref(), type_name(&dt)).to_lowercase(),
+                                    format!(
+                                        "a {:?} value cannot fill column {:?} of type {}",
+                                        f.value,
+                                        f.column.get_ref(),
+                                        type_name(&dt)
+                                    )
+                                    .to_lowercase(),
                                 ));
                             }
                             bind(col, f.column.span(), format!("{fpath}.column"))?;
@@ -394,7 +475,11 @@ fn build(ctx: &Ctx, cfg: PipelineConfig) -> Result<Pipeline, ConfigError> {
         entries.push(Entry { key, target });
     }
     if hash_entries != 1 {
-        return Err(ctx.err(None, "entry", "expected exactly one scalar entry with value = \"hash\" and column = \"hash\" (the page identity)"));
+        return Err(ctx.err(
+            None,
+            "entry",
+            "expected exactly one scalar entry with value = \"hash\" and column = \"hash\" (the page identity)",
+        ));
     }
     let mut scalar_order: Vec<usize> =
         (0..entries.len()).filter(|&i| matches!(entries[i].target, Target::Scalar { .. })).collect();
@@ -404,14 +489,26 @@ fn build(ctx: &Ctx, cfg: PipelineConfig) -> Result<Pipeline, ConfigError> {
     for (i, s) in cfg.derive.score.iter().enumerate() {
         let (c, cdt) = ctx.column(&s.column, &format!("derive.score[{i}].column"))?;
         if cdt != DataType::Int32 {
-            return Err(ctx.err(Some(s.column.span()), format!("derive.score[{i}].column"), "expected an int32 score column"));
+            return Err(ctx.err(
+                Some(s.column.span()),
+                format!("derive.score[{i}].column"),
+                "expected an int32 score column",
+            ));
         }
         let (n, ndt) = ctx.column(&s.norm, &format!("derive.score[{i}].norm"))?;
         if ndt != DataType::Float64 || bound.contains(&n) || reserved.contains(&n) {
-            return Err(ctx.err(Some(s.norm.span()), format!("derive.score[{i}].norm"), "expected a float64 column that no entry fills"));
+            return Err(ctx.err(
+                Some(s.norm.span()),
+                format!("derive.score[{i}].norm"),
+                "expected a float64 column that no entry fills",
+            ));
         }
         if !(s.weight.is_finite() && s.weight >= 0.0) {
-            return Err(ctx.err(Some(s.column.span()), format!("derive.score[{i}].weight"), "expected a finite weight ≥ 0"));
+            return Err(ctx.err(
+                Some(s.column.span()),
+                format!("derive.score[{i}].weight"),
+                "expected a finite weight ≥ 0",
+            ));
         }
         scores.push((c, n, s.weight));
     }
@@ -426,7 +523,11 @@ fn build(ctx: &Ctx, cfg: PipelineConfig) -> Result<Pipeline, ConfigError> {
         return Err(ctx.err(None, "output", "batch_rows and row_group_rows must be > 0"));
     }
     if !(1..=22).contains(&cfg.output.zstd_level) {
-        return Err(ctx.err(None, "output.zstd_level", format!("{} is out of range; expected 1 to 22", cfg.output.zstd_level)));
+        return Err(ctx.err(
+            None,
+            "output.zstd_level",
+            format!("{} is out of range; expected 1 to 22", cfg.output.zstd_level),
+        ));
     }
     Ok(Pipeline {
         name: cfg.name,
@@ -511,7 +612,8 @@ mod tests {
 
     #[test]
     fn type_mismatch_is_an_error() {
-        let text = ALPHANODE.replace("value = \"int\"\ncolumn = \"view_count\"", "value = \"date\"\ncolumn = \"view_count\"");
+        let text =
+            ALPHANODE.replace("value = \"int\"\ncolumn = \"view_count\"", "value = \"date\"\ncolumn = \"view_count\"");
         let e = load(&text).unwrap_err();
         assert!(e.message.contains("cannot fill column"), "{e}");
     }

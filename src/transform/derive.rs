@@ -53,12 +53,19 @@ pub fn derive(p: &Pipeline, batch: &RecordBatch, inputs: &DeriveInputs) -> Resul
         weighted = weighted + norm(k).fill_null(lit(0.0)) * lit(*w);
         weights = weights + col(score_names[k].as_str()).is_not_null().cast(DataType::Float64) * lit(*w);
     }
-    exprs.push(when(weights.clone().gt(lit(0.0))).then(weighted / weights).otherwise(lit(NULL)).alias("quality_composite"));
+    exprs.push(
+        when(weights.clone().gt(lit(0.0))).then(weighted / weights).otherwise(lit(NULL)).alias("quality_composite"),
+    );
     let ids_expr = if id_names.len() < 2 {
         lit(NULL).cast(DataType::Boolean)
     } else {
-        let any_missing = id_names.iter().map(|n| col(n.as_str()).is_null()).reduce(|a, b| a.or(b)).expect("two or more");
-        let all_equal = id_names.windows(2).map(|w| col(w[0].as_str()).eq(col(w[1].as_str()))).reduce(|a, b| a.and(b)).expect("one pair");
+        let any_missing =
+            id_names.iter().map(|n| col(n.as_str()).is_null()).reduce(|a, b| a.or(b)).expect("two or more");
+        let all_equal = id_names
+            .windows(2)
+            .map(|w| col(w[0].as_str()).eq(col(w[1].as_str())))
+            .reduce(|a, b| a.and(b))
+            .expect("one pair");
         when(any_missing).then(lit(NULL).cast(DataType::Boolean)).otherwise(all_equal)
     };
     exprs.push(ids_expr.alias("ids_consistent"));

@@ -85,7 +85,8 @@ mod tests {
         let back = round_trip(&a);
         assert_eq!(back.as_ref(), a.as_ref());
         let before = a.as_any().downcast_ref::<Int32Array>().unwrap().values().as_ptr();
-        let after = back.as_any().downcast_ref::<PrimitiveArray<arrow::datatypes::Int32Type>>().unwrap().values().as_ptr();
+        let after =
+            back.as_any().downcast_ref::<PrimitiveArray<arrow::datatypes::Int32Type>>().unwrap().values().as_ptr();
         assert_eq!(before, after, "the values buffer is shared, not copied");
     }
 
