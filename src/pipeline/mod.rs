@@ -207,11 +207,22 @@ impl Pipeline {
     pub fn from_toml(path: &Path, text: &str) -> Result<Pipeline, ConfigError> {
         let ctx = Ctx { file: path, text };
         let cfg: PipelineConfig = toml::from_str(text).map_err(|e| {
-            let key = e.message().split('`').nth(1).unwrap_or("(syntax)").to_string();
-            ctx.err(e.span(), key, e.message().trim().to_string())
+            let message = e.message().trim().lines().map(str::trim).collect::<Vec<_>>().join("; ");
+            ctx.err(e.span(), toml_error_key(text, &message, e.span()), message)
         })?;
         build(&ctx, cfg)
     }
+}
+
+/// The key a TOML error is about: the missing field it names, or the key written on its line.
+fn toml_error_key(text: &str, message: &str, span: Option<Range<usize>>) -> String {
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        return rest.split('`').next().unwrap_or(rest).to_string();
+    }
+    let Some(span) = span else { return "(file)".into() };
+    let start = text[..span.start.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next().unwrap_or("");
+    line.split_once('=').map_or(line, |(k, _)| k).trim().to_string()
 }
 
 fn build(ctx: &Ctx, cfg: PipelineConfig) -> Result<Pipeline, ConfigError> {
