@@ -33,8 +33,10 @@ pub fn extract(p: &Pipeline, raw: &[u8], complete: bool) -> Result<Record, Rejec
         page.issue(INVALID_UTF8.to_string());
     }
 
+    // A line that is only white space once decoded (`&nbsp;`) is blank too.
+    let blank = |l: &str| is_blank(l) || clean(l).is_empty();
     let mut i = 0;
-    while i < lines.len() && is_blank(lines[i]) {
+    while i < lines.len() && blank(lines[i]) {
         i += 1;
     }
     let mut meta_at = None;
@@ -65,6 +67,11 @@ pub fn extract(p: &Pipeline, raw: &[u8], complete: bool) -> Result<Record, Rejec
                 break;
             }
             let line = clean(t);
+            // Lines are classified trimmed and decoded: `&bull; x` is a bullet, `&nbsp;` a blank line.
+            if line.is_empty() || bullet_item(&line).is_some() {
+                i += 1;
+                continue;
+            }
             if !p.image_line.is_match(&line) {
                 if is_paragraph(&line) {
                     paragraphs.push(line);
@@ -90,8 +97,14 @@ pub fn extract(p: &Pipeline, raw: &[u8], complete: bool) -> Result<Record, Rejec
     }
     page.meta(&lines[meta_at + 1..trailer_at.max(meta_at + 1)], meta_at + 2)?;
 
-    let similar: Vec<String> =
-        lines.get(trailer_at + 1..).unwrap_or(&[]).iter().filter_map(|l| bullet_item(l)).map(clean).collect();
+    let similar: Vec<String> = lines
+        .get(trailer_at + 1..)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|l| bullet_item(l))
+        .map(clean)
+        .filter(|s| !s.is_empty())
+        .collect();
     let c = &p.cols;
     let words = paragraphs.iter().map(|x| x.split_whitespace().count()).sum::<usize>();
     let body = paragraphs.join("\n\n");
@@ -441,3 +454,7 @@ fn text_value(f: &PairField, raw: &str) -> String {
         v
     }
 }
+
+#[cfg(test)]
+#[path = "page_tests.rs"]
+mod tests;
