@@ -4,6 +4,7 @@
 //! → load (Parquet tables, committed run by run).
 
 pub mod extract;
+pub mod gen;
 pub mod import;
 pub mod load;
 pub mod pipeline;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use quarry::import::{import, ImportOptions};
 use quarry::load::commit::{CommitError, LockedError};
@@ -50,6 +51,27 @@ enum Command {
         #[arg(required = true)]
         inputs: Vec<String>,
     },
+    /// Write deterministic synthetic dumps for load tests.
+    Gen {
+        /// Pages in all.
+        #[arg(long)]
+        pages: u64,
+        /// Seed: the same seed gives the same bytes.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Share of variations, 0 (clean pages) to 1.
+        #[arg(long, default_value_t = 0.0)]
+        noise: f64,
+        /// Files per batch.
+        #[arg(long, default_value_t = 1)]
+        files: u32,
+        /// Batches (folders batch-1, batch-2, … when more than one).
+        #[arg(long, default_value_t = 1)]
+        batches: u32,
+    },
     /// Validate a pipeline file.
     Check {
         /// Pipeline file.
@@ -73,6 +95,29 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
+        Command::Gen { pages, seed, out, noise, files, batches } => {
+            let clock = std::time::Instant::now();
+            let s = quarry::gen::generate(&quarry::gen::GenOptions {
+                pages,
+                seed,
+                out: out.clone(),
+                noise,
+                files,
+                batches,
+            })
+            .with_context(|| format!("{}: cannot write the corpus", out.display()))?;
+            let secs = clock.elapsed().as_secs_f64();
+            eprintln!(
+                "quarry gen: {} pages, {} files, {:.1} MB in {:.2} s ({:.0} MB/s) into {}",
+                s.pages,
+                s.files,
+                s.bytes as f64 / 1e6,
+                secs,
+                s.bytes as f64 / 1e6 / secs.max(1e-9),
+                out.display()
+            );
+            Ok(EXIT_OK)
+        }
         Command::Check { pipeline } => {
             let p = Pipeline::load(&pipeline)?;
             println!("{}: ok (pipeline {:?}, {} meta entries)", pipeline.display(), p.name, p.entries.len());
