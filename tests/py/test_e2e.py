@@ -186,3 +186,47 @@ def test_bad_pipeline_is_a_usage_error(quarry_binary, tmp_path):
     assert rc == 2, err
     rc, _, err = whr.run_quarry(["import", "--no-such-flag"])
     assert rc == 2, err
+
+
+def comparable_rows(warehouse):
+    """Every table's rows with run ids replaced by the run's ordinal and timestamps dropped."""
+    order = {r["run_id"]: i for i, r in enumerate(whr.runs_in_order(warehouse))}
+    out = {}
+    for table in whr.DATA_TABLES + ("runs",):
+        t = whr.read_table(warehouse, table)
+        rows = [] if t is None else t.to_pylist()
+        for r in rows:
+            for k in ("ingested_at", "started_at", "finished_at", "ingest_date"):
+                r.pop(k, None)
+            for k in ("run_id", "first_run_id"):
+                if k in r:
+                    r[k] = order[r[k]]
+        out[table] = sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
+    return out
+
+
+def test_rows_do_not_depend_on_thread_count(fixture_corpus, tmp_path):
+    whs = {}
+    for threads in (1, 2):
+        wh = tmp_path / f"wh-{threads}"
+        for b in range(1, fixture_corpus.batches + 1):
+            args = whr.import_args(wh, fixture_corpus.batch(b)) + ["--threads", str(threads)]
+            assert_ran(whr.run_quarry(args), f"--threads {threads} import of batch {b}")
+        whs[threads] = comparable_rows(wh)
+    for table in whs[1]:
+        assert len(whs[1][table]) == len(whs[2][table]), table
+        assert whs[1][table] == whs[2][table], f"{table} differs between --threads 1 and --threads 2"
+
+
+def test_stdin_and_compressed_stdin_import(quarry_binary, tmp_path):
+    import gzip
+    import subprocess
+    data = (whr.REPO_ROOT / SEED_INPUT).read_bytes()
+    for n, payload in enumerate([data, gzip.compress(data)]):
+        wh = tmp_path / f"wh-{n}"
+        p = subprocess.run([str(quarry_binary)] + whr.import_args(wh, "-"), input=payload, capture_output=True,
+                           cwd=whr.REPO_ROOT, timeout=300)
+        assert p.returncode == 0, p.stderr.decode()
+        posts = whr.read_table(wh, "posts").to_pylist()
+        assert [(r["hash"], r["source_file"], r["source_offset"]) for r in posts] == \
+            [("113b8413583934d18f4af6bc", "-", 0)]
