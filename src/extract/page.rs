@@ -352,14 +352,20 @@ impl<'p> PageBuilder<'p> {
                 let n = struct_width(*col);
                 let mut objects: Vec<Vec<Option<String>>> = Vec::new();
                 let mut cur: Vec<Option<String>> = vec![None; n];
+                // Names given in the current object; an empty value (`• caption:`) is null, but the
+                // name still counts as seen, so its next occurrence starts the next object.
+                let mut named = vec![false; n];
                 let mut started = false;
                 for (name, value, line) in self.pairs(&key, items) {
                     match fields.iter().find(|f| f.name == name) {
                         Some(f) => {
-                            if cur[f.col].is_some() {
+                            if std::mem::replace(&mut named[f.col], true) {
                                 objects.push(std::mem::replace(&mut cur, vec![None; n]));
+                                named = vec![false; n];
+                                named[f.col] = true;
                             }
-                            cur[f.col] = Some(text_value(f, value));
+                            let v = text_value(f, value);
+                            cur[f.col] = (!v.is_empty()).then_some(v);
                             started = true;
                         }
                         None => self.extra_value(format!("{key}.{name}"), value, line),

@@ -639,6 +639,17 @@ fn objects_group_and_a_name_seen_again_starts_the_next_object() {
 }
 
 #[test]
+fn an_empty_object_value_is_null_and_still_starts_the_next_object_when_repeated() {
+    // Ambiguous: `• caption:` with no value is a null caption (as an empty pair value is null), and
+    // the name counts as seen, so a second `caption` starts the next object.
+    let r = with_meta("image sources\n  • source: a\n  • caption:\n  • caption: &nbsp;\n  • url: u\n");
+    assert_eq!(
+        r.cells[col("image_sources")],
+        Cell::Objects(vec![vec![Some("a".into()), None, None], vec![None, Some("u".into()), None]])
+    );
+}
+
+#[test]
 fn any_line_followed_by_bullets_is_a_list_header() {
     let r = with_meta(
         &[
@@ -799,6 +810,16 @@ fn a_key_seen_again_sends_the_repeat_to_unparsed_meta() {
             "  • name: f",
         ])
     );
+}
+
+#[test]
+fn a_line_starting_with_a_scalar_key_is_that_scalar_even_when_the_word_goes_on() {
+    // Literal rule 2 (keys are glued to values, so `hashtags: x` starts with the key `hash`): after
+    // the real hash it is a repeat and goes to unparsed_meta; before it, it would be an invalid hash.
+    let r = ok(&page("Body.", &format!("hash{HASH}\nhashtags: a, b\ntopics: x")));
+    assert_eq!(list(&r, "unparsed_meta"), strs(&["hashtags: a, b"]));
+    assert_eq!(text(&r, "topic").as_deref(), Some("s: x"));
+    assert_eq!(reject(&page("Body.", &format!("hashtags: a\nhash{HASH}")), true).reason, RejectReason::InvalidHash);
 }
 
 #[test]

@@ -234,6 +234,33 @@ mod tests {
     }
 
     #[test]
+    fn similar_bullets_of_every_style_and_indentation_close_the_page() {
+        let data =
+            "t\n\t similar\u{a0}POSTS \t\r\n•\ta\r\n  - b\n\t* c\n\u{a0}· d\n-5 starts the next page\nSimilar Posts\n";
+        let pages = split(data.as_bytes());
+        assert_eq!(pages.len(), 2);
+        assert!(pages[0].bytes.ends_with("\u{a0}· d\n".as_bytes()));
+        assert_eq!(&data.as_bytes()[pages[1].offset as usize..][..5], b"-5 st");
+        assert!(pages.iter().all(|p| p.complete));
+    }
+
+    #[test]
+    fn the_trailer_is_a_whole_trimmed_line_only() {
+        let pages = split(b"t\nsee similar posts below\nsimilar posts:\nSimilar Posts\n");
+        assert_eq!(pages.len(), 1);
+        assert_eq!(pages[0].bytes, b"t\nsee similar posts below\nsimilar posts:\nSimilar Posts\n");
+    }
+
+    #[test]
+    fn a_bullet_at_the_start_of_a_file_opens_a_page() {
+        // Only blank lines are skipped between pages; bullets after a trailer belong to that page.
+        let pages = split(b"\n  \xe2\x80\xa2 x\nt\nSimilar Posts\n* s\n");
+        assert_eq!(pages.len(), 1);
+        assert_eq!(pages[0].offset, 1);
+        assert_eq!(pages[0].bytes, b"  \xe2\x80\xa2 x\nt\nSimilar Posts\n* s\n");
+    }
+
+    #[test]
     fn empty_and_blank_inputs_have_no_pages() {
         assert!(split(b"").is_empty());
         assert!(split(b"\n \n\t\r\n").is_empty());
