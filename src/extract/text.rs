@@ -232,10 +232,22 @@ mod tests {
 
     #[test]
     fn paragraphs_end_in_sentence_marks() {
-        for p in ["a.", "a!", "a?", "a…", "he said \"go.\"", "(see above.)", "it’s done.’", "x.]"] {
+        for p in [
+            "a.",
+            "a!",
+            "a?",
+            "a…",
+            "he said \"go.\"",
+            "(see above.)",
+            "it’s done.’",
+            "x.]",
+            "wait…”",
+            "ok!')\"",
+            "“why?”",
+        ] {
             assert!(is_paragraph(p), "{p}");
         }
-        for h in ["final notes", "what next?!x", "a: b", "3.5 release"] {
+        for h in ["final notes", "what next?!x", "a: b", "3.5 release", "", "\"", "(a)", "a.»", "a;"] {
             assert!(!is_paragraph(h), "{h}");
         }
     }
