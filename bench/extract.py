@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import hashlib
 import html
 import json
@@ -115,6 +116,7 @@ def dec(s: str) -> str:
     return html.unescape(s) if "&" in s else s
 
 
+@functools.lru_cache(maxsize=8192)
 def fold_key(s: str) -> str:
     return FOLD.sub(" ", s.strip(WS)).lower()
 
@@ -409,15 +411,15 @@ class Extractor:
                     continue
                 bad = bad or line_bad
                 if state == ARTICLE:
-                    if META_START.match(s):
+                    if len(s) < 48 and META_START.match(s):
                         state = META
-                    elif TRAILER.match(s):  # a page without meta: rejected
+                    elif len(s) < 48 and TRAILER.match(s):  # a page without meta: rejected
                         meta = None
                         state = SIMILAR
                     elif s:
                         article.append(line)
                 elif state == META:
-                    if TRAILER.match(s):
+                    if len(s) < 48 and TRAILER.match(s):
                         state = SIMILAR
                     elif s:
                         meta.append(line)
