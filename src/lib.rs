@@ -9,4 +9,6 @@ pub mod import;
 pub mod load;
 pub mod pipeline;
 pub mod progress;
+pub mod query;
+pub mod report;
 pub mod transform;

@@ -72,6 +72,27 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         batches: u32,
     },
+    /// Run polars SQL over the tables posts, rejects, duplicates and runs (finished runs only).
+    Query {
+        /// Warehouse folder.
+        warehouse: PathBuf,
+        /// One SQL statement, e.g. "SELECT topic, count(*) AS n FROM posts GROUP BY topic".
+        sql: String,
+        /// Print CSV (header row; null is an empty field).
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        /// Print JSON Lines (one object per row).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a self-contained HTML page of charts about the warehouse.
+    Report {
+        /// Warehouse folder.
+        warehouse: PathBuf,
+        /// The HTML file to write.
+        #[arg(long)]
+        html: PathBuf,
+    },
     /// Validate a pipeline file.
     Check {
         /// Pipeline file.
@@ -81,7 +102,7 @@ enum Command {
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {
-    if e.chain().any(|c| c.is::<ConfigError>()) {
+    if e.chain().any(|c| c.is::<ConfigError>() || c.is::<quarry::query::SqlError>()) {
         EXIT_CONFIG
     } else if e
         .chain()
@@ -116,6 +137,23 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 s.bytes as f64 / 1e6 / secs.max(1e-9),
                 out.display()
             );
+            Ok(EXIT_OK)
+        }
+        Command::Query { warehouse, sql, csv, json } => {
+            let format = if csv {
+                quarry::query::Format::Csv
+            } else if json {
+                quarry::query::Format::Json
+            } else {
+                quarry::query::Format::Table
+            };
+            let out = quarry::query::query(&warehouse, &sql, format)?;
+            std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes())?;
+            Ok(EXIT_OK)
+        }
+        Command::Report { warehouse, html } => {
+            let charts = quarry::report::write_html(&warehouse, &html)?;
+            eprintln!("quarry report: {} charts into {}", charts, html.display());
             Ok(EXIT_OK)
         }
         Command::Check { pipeline } => {

@@ -1,0 +1,266 @@
+//! The report's charts, drawn with plotters' SVG backend into strings (text as SVG `<text>`, so no
+//! font files are needed: the browser lays the text out).
+
+use plotters::coord::ranged1d::SegmentValue;
+use plotters::prelude::*;
+
+/// Chart colours (one per series).
+pub const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+const FONT: &str = "sans-serif";
+
+type DrawResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn svg(w: u32, h: u32, draw: impl FnOnce(DrawingArea<SVGBackend, plotters::coord::Shift>) -> DrawResult<()>) -> String {
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (w, h)).into_drawing_area();
+        let drawn = root.fill(&WHITE).map_err(|e| e.into()).and_then(|_| draw(root.clone()));
+        let presented = root.present();
+        if let Err(e) = drawn.and(presented.map_err(|e| e.into())) {
+            return format!("<p class=\"error\">chart failed: {}</p>", html_escape(&e.to_string()));
+        }
+    }
+    out
+}
+
+/// Escapes text for HTML.
+pub fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn nice_max(v: f64) -> f64 {
+    if v <= 0.0 {
+        1.0
+    } else {
+        v * 1.1
+    }
+}
+
+/// Series over runs in order: one line with points per series; x labels from `labels`.
+pub fn runs_lines(title: &str, labels: &[String], series: &[(&str, Vec<f64>)]) -> String {
+    let n = labels.len().max(1);
+    let ymax = nice_max(series.iter().flat_map(|(_, v)| v.iter().copied()).fold(0.0, f64::max));
+    svg(900, 380, |root| {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..ymax)?;
+        chart
+            .configure_mesh()
+            .x_labels(n.min(12))
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 1e-9 && i >= 0.0 {
+                    labels.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .x_desc("run (start, UTC)")
+            .y_desc("pages")
+            .label_style((FONT, 12))
+            .axis_desc_style((FONT, 13))
+            .draw()?;
+        for (k, (name, values)) in series.iter().enumerate() {
+            let color = PALETTE[k % PALETTE.len()];
+            let pts: Vec<(f64, f64)> = values.iter().enumerate().map(|(i, v)| (i as f64, *v)).collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+                .label(*name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3)));
+            chart.draw_series(PointSeries::of_element(pts, 4, color.filled(), &|c, s, st| Circle::new(c, s, st)))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .label_font((FONT, 13))
+            .draw()?;
+        Ok(())
+    })
+}
+
+/// Horizontal bars, one per label.
+pub fn hbars(title: &str, x_desc: &str, items: &[(String, f64)], color: RGBColor) -> String {
+    let n = items.len().max(1);
+    let longest = items.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(4);
+    let label_area = (longest as u32 * 7 + 16).clamp(60, 320);
+    let h = (n as u32 * 26 + 110).max(180);
+    let xmax = nice_max(items.iter().map(|(_, v)| *v).fold(0.0, f64::max));
+    svg(900, h, |root| {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(label_area)
+            .build_cartesian_2d(0f64..xmax, (0..n as i32).into_segmented())?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(n)
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) => items.get(*i as usize).map(|(l, _)| l.clone()).unwrap_or_default(),
+                _ => String::new(),
+            })
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_desc(x_desc)
+            .label_style((FONT, 12))
+            .axis_desc_style((FONT, 13))
+            .draw()?;
+        chart.draw_series(items.iter().enumerate().map(|(i, (_, v))| {
+            let mut r = Rectangle::new(
+                [(0.0, SegmentValue::Exact(i as i32)), (*v, SegmentValue::Exact(i as i32 + 1))],
+                color.filled(),
+            );
+            r.set_margin(4, 4, 0, 0);
+            r
+        }))?;
+        chart.draw_series(items.iter().enumerate().map(|(i, (_, v))| {
+            Text::new(format!("{v:.0}"), (*v, SegmentValue::CenterOf(i as i32)), (FONT, 12).into_font())
+        }))?;
+        Ok(())
+    })
+}
+
+/// Vertical bars of counts per bin, one small chart per series in a grid of `cols` columns.
+pub fn histograms(title: &str, bins: &[String], series: &[(&str, Vec<u64>)], cols: usize) -> String {
+    let cols = cols.max(1);
+    let rows = series.len().div_ceil(cols).max(1);
+    svg(900, 60 + rows as u32 * 280, |root| {
+        let root = root.titled(title, (FONT, 20))?;
+        let areas = root.split_evenly((rows, cols));
+        for (k, ((name, counts), area)) in series.iter().zip(areas).enumerate() {
+            let color = PALETTE[k % PALETTE.len()];
+            let ymax = nice_max(counts.iter().copied().max().unwrap_or(0) as f64);
+            let nb = bins.len() as i32;
+            let mut chart = ChartBuilder::on(&area)
+                .caption(*name, (FONT, 15))
+                .margin(10)
+                .x_label_area_size(34)
+                .y_label_area_size(44)
+                .build_cartesian_2d((0..nb).into_segmented(), 0f64..ymax)?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(bins.len())
+                .x_label_formatter(&|v| match v {
+                    SegmentValue::CenterOf(i) => bins.get(*i as usize).cloned().unwrap_or_default(),
+                    _ => String::new(),
+                })
+                .y_label_formatter(&|y| format!("{y:.0}"))
+                .label_style((FONT, 10))
+                .draw()?;
+            chart.draw_series(counts.iter().enumerate().map(|(i, c)| {
+                let mut r = Rectangle::new(
+                    [(SegmentValue::Exact(i as i32), 0.0), (SegmentValue::Exact(i as i32 + 1), *c as f64)],
+                    color.filled(),
+                );
+                r.set_margin(0, 0, 2, 2);
+                r
+            }))?;
+        }
+        Ok(())
+    })
+}
+
+/// Five-number summary of one group for a box plot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoxStats {
+    pub label: String,
+    pub n: usize,
+    pub min: f64,
+    pub q1: f64,
+    pub median: f64,
+    pub q3: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+impl BoxStats {
+    /// Statistics of a group's values (None if it has none).
+    pub fn of(label: String, values: &mut [f64]) -> Option<BoxStats> {
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            let pos = p * (values.len() - 1) as f64;
+            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+            values[lo] + (values[hi] - values[lo]) * (pos - lo as f64)
+        };
+        Some(BoxStats {
+            label,
+            n: values.len(),
+            min: values[0],
+            q1: q(0.25),
+            median: q(0.5),
+            q3: q(0.75),
+            max: values[values.len() - 1],
+            mean: values.iter().sum::<f64>() / values.len() as f64,
+        })
+    }
+}
+
+/// Horizontal box plots on [0, 1]: whiskers min–max, box q1–q3, a bar at the median, a dot at the mean.
+pub fn boxes(title: &str, x_desc: &str, groups: &[BoxStats]) -> String {
+    let n = groups.len().max(1);
+    let longest = groups.iter().map(|g| g.label.chars().count()).max().unwrap_or(4);
+    let label_area = (longest as u32 * 7 + 16).clamp(60, 360);
+    let h = (n as u32 * 26 + 110).max(180);
+    svg(900, h, |root| {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(label_area)
+            .build_cartesian_2d(0f64..1f64, (0..n as i32).into_segmented())?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(n)
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) => groups.get(*i as usize).map(|g| g.label.clone()).unwrap_or_default(),
+                _ => String::new(),
+            })
+            .x_label_formatter(&|x| format!("{x:.1}"))
+            .x_desc(x_desc)
+            .label_style((FONT, 12))
+            .axis_desc_style((FONT, 13))
+            .draw()?;
+        let color = PALETTE[0];
+        for (i, g) in groups.iter().enumerate() {
+            let i = i as i32;
+            let c = SegmentValue::CenterOf(i);
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(g.min, c.clone()), (g.max, c.clone())],
+                BLACK.mix(0.6).stroke_width(1),
+            )))?;
+            let mut r = Rectangle::new(
+                [(g.q1, SegmentValue::Exact(i)), (g.q3.max(g.q1 + 0.002), SegmentValue::Exact(i + 1))],
+                color.mix(0.55).filled(),
+            );
+            r.set_margin(5, 5, 0, 0);
+            chart.draw_series(std::iter::once(r))?;
+            let mut m = Rectangle::new(
+                [(g.median - 0.002, SegmentValue::Exact(i)), (g.median + 0.002, SegmentValue::Exact(i + 1))],
+                BLACK.filled(),
+            );
+            m.set_margin(5, 5, 0, 0);
+            chart.draw_series(std::iter::once(m))?;
+            chart.draw_series(std::iter::once(Circle::new((g.mean, c), 3, PALETTE[3].filled())))?;
+        }
+        Ok(())
+    })
+}
