@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use arrow::array::{new_empty_array, Array, ArrayRef, AsArray, StringArray};
+use arrow::array::{new_empty_array, Array, ArrayRef, AsArray, NullArray, StringArray};
 use arrow::datatypes::{self as adt, DataType, Field, TimeUnit};
 use arrow::temporal_conversions::{as_date, as_datetime};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -561,7 +561,12 @@ fn result_set(df: DataFrame) -> Result<ResultSet> {
     let mut columns = Vec::with_capacity(df.width());
     for c in df.columns() {
         names.push(c.name().to_string());
-        columns.push(ffi::to_arrow(c.clone())?);
+        // polars exports a Null column with a buffer arrow-rs refuses: build it here.
+        columns.push(if c.dtype() == &polars::prelude::DataType::Null {
+            Arc::new(NullArray::new(c.len())) as ArrayRef
+        } else {
+            ffi::to_arrow(c.clone())?
+        });
     }
     Ok(ResultSet { names, columns })
 }

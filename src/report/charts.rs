@@ -3,6 +3,7 @@
 
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// Chart colours (one per series).
 pub const PALETTE: [RGBColor; 6] = [
@@ -50,13 +51,14 @@ pub fn runs_lines(title: &str, labels: &[String], series: &[(&str, Vec<f64>)]) -
     let ymax = nice_max(series.iter().flat_map(|(_, v)| v.iter().copied()).fold(0.0, f64::max));
     svg(900, 380, |root| {
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 20))
+            .caption(title, (FONT, 22))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
             .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..ymax)?;
         chart
             .configure_mesh()
+            .light_line_style(TRANSPARENT)
             .x_labels(n.min(12))
             .x_label_formatter(&|x| {
                 let i = x.round();
@@ -69,8 +71,8 @@ pub fn runs_lines(title: &str, labels: &[String], series: &[(&str, Vec<f64>)]) -
             .y_label_formatter(&|y| format!("{y:.0}"))
             .x_desc("run (start, UTC)")
             .y_desc("pages")
-            .label_style((FONT, 12))
-            .axis_desc_style((FONT, 13))
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 15))
             .draw()?;
         for (k, (name, values)) in series.iter().enumerate() {
             let color = PALETTE[k % PALETTE.len()];
@@ -86,7 +88,7 @@ pub fn runs_lines(title: &str, labels: &[String], series: &[(&str, Vec<f64>)]) -
             .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.3))
-            .label_font((FONT, 13))
+            .label_font((FONT, 15))
             .draw()?;
         Ok(())
     })
@@ -96,39 +98,42 @@ pub fn runs_lines(title: &str, labels: &[String], series: &[(&str, Vec<f64>)]) -
 pub fn hbars(title: &str, x_desc: &str, items: &[(String, f64)], color: RGBColor) -> String {
     let n = items.len().max(1);
     let longest = items.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(4);
-    let label_area = (longest as u32 * 7 + 16).clamp(60, 320);
+    let label_area = (longest as u32 * 8 + 16).clamp(60, 340);
     let h = (n as u32 * 26 + 110).max(180);
     let xmax = nice_max(items.iter().map(|(_, v)| *v).fold(0.0, f64::max));
     svg(900, h, |root| {
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 20))
+            .caption(title, (FONT, 22))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(label_area)
-            .build_cartesian_2d(0f64..xmax, (0..n as i32).into_segmented())?;
+            .build_cartesian_2d(0f64..xmax, (0..n as i32 - 1).into_segmented())?;
         chart
             .configure_mesh()
+            .light_line_style(TRANSPARENT)
             .disable_y_mesh()
             .y_labels(n)
             .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => items.get(*i as usize).map(|(l, _)| l.clone()).unwrap_or_default(),
+                SegmentValue::CenterOf(i) => items.get(n - 1 - *i as usize).map(|(l, _)| l.clone()).unwrap_or_default(),
                 _ => String::new(),
             })
             .x_label_formatter(&|x| format!("{x:.0}"))
             .x_desc(x_desc)
-            .label_style((FONT, 12))
-            .axis_desc_style((FONT, 13))
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 15))
             .draw()?;
+        // The first item on top.
+        let row = |i: usize| (n - 1 - i) as i32;
         chart.draw_series(items.iter().enumerate().map(|(i, (_, v))| {
-            let mut r = Rectangle::new(
-                [(0.0, SegmentValue::Exact(i as i32)), (*v, SegmentValue::Exact(i as i32 + 1))],
-                color.filled(),
-            );
+            let i = row(i);
+            let mut r =
+                Rectangle::new([(0.0, SegmentValue::Exact(i)), (*v, SegmentValue::Exact(i + 1))], color.filled());
             r.set_margin(4, 4, 0, 0);
             r
         }))?;
         chart.draw_series(items.iter().enumerate().map(|(i, (_, v))| {
-            Text::new(format!("{v:.0}"), (*v, SegmentValue::CenterOf(i as i32)), (FONT, 12).into_font())
+            let style = TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+            Text::new(format!(" {v:.0}"), (*v, SegmentValue::CenterOf(row(i))), style)
         }))?;
         Ok(())
     })
@@ -139,20 +144,21 @@ pub fn histograms(title: &str, bins: &[String], series: &[(&str, Vec<u64>)], col
     let cols = cols.max(1);
     let rows = series.len().div_ceil(cols).max(1);
     svg(900, 60 + rows as u32 * 280, |root| {
-        let root = root.titled(title, (FONT, 20))?;
+        let root = root.titled(title, (FONT, 22))?;
         let areas = root.split_evenly((rows, cols));
         for (k, ((name, counts), area)) in series.iter().zip(areas).enumerate() {
             let color = PALETTE[k % PALETTE.len()];
             let ymax = nice_max(counts.iter().copied().max().unwrap_or(0) as f64);
             let nb = bins.len() as i32;
             let mut chart = ChartBuilder::on(&area)
-                .caption(*name, (FONT, 15))
+                .caption(*name, (FONT, 17))
                 .margin(10)
                 .x_label_area_size(34)
                 .y_label_area_size(44)
-                .build_cartesian_2d((0..nb).into_segmented(), 0f64..ymax)?;
+                .build_cartesian_2d((0..(nb - 1).max(0)).into_segmented(), 0f64..ymax)?;
             chart
                 .configure_mesh()
+                .light_line_style(TRANSPARENT)
                 .disable_x_mesh()
                 .x_labels(bins.len())
                 .x_label_formatter(&|v| match v {
@@ -160,7 +166,7 @@ pub fn histograms(title: &str, bins: &[String], series: &[(&str, Vec<u64>)], col
                     _ => String::new(),
                 })
                 .y_label_formatter(&|y| format!("{y:.0}"))
-                .label_style((FONT, 10))
+                .label_style((FONT, 12))
                 .draw()?;
             chart.draw_series(counts.iter().enumerate().map(|(i, c)| {
                 let mut r = Rectangle::new(
@@ -217,31 +223,35 @@ impl BoxStats {
 pub fn boxes(title: &str, x_desc: &str, groups: &[BoxStats]) -> String {
     let n = groups.len().max(1);
     let longest = groups.iter().map(|g| g.label.chars().count()).max().unwrap_or(4);
-    let label_area = (longest as u32 * 7 + 16).clamp(60, 360);
+    let label_area = (longest as u32 * 8 + 16).clamp(60, 380);
     let h = (n as u32 * 26 + 110).max(180);
     svg(900, h, |root| {
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 20))
+            .caption(title, (FONT, 22))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(label_area)
-            .build_cartesian_2d(0f64..1f64, (0..n as i32).into_segmented())?;
+            .build_cartesian_2d(0f64..1f64, (0..n as i32 - 1).into_segmented())?;
         chart
             .configure_mesh()
+            .light_line_style(TRANSPARENT)
             .disable_y_mesh()
             .y_labels(n)
             .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => groups.get(*i as usize).map(|g| g.label.clone()).unwrap_or_default(),
+                SegmentValue::CenterOf(i) => {
+                    groups.get(n - 1 - *i as usize).map(|g| g.label.clone()).unwrap_or_default()
+                }
                 _ => String::new(),
             })
             .x_label_formatter(&|x| format!("{x:.1}"))
             .x_desc(x_desc)
-            .label_style((FONT, 12))
-            .axis_desc_style((FONT, 13))
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 15))
             .draw()?;
         let color = PALETTE[0];
         for (i, g) in groups.iter().enumerate() {
-            let i = i as i32;
+            // The first group on top.
+            let i = (n - 1 - i) as i32;
             let c = SegmentValue::CenterOf(i);
             chart.draw_series(std::iter::once(PathElement::new(
                 vec![(g.min, c.clone()), (g.max, c.clone())],

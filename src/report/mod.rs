@@ -202,10 +202,12 @@ fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
     out.push_str("</tbody></table>");
 }
 
-fn section(out: &mut String, id: &str, title: &str, chart: &str, numbers: &str) {
+/// A chart with its numbers: beside it, or below it when the table is `wide`.
+fn section(out: &mut String, id: &str, title: &str, chart: &str, numbers: &str, wide: bool) {
+    let layout = if wide { "pair wide" } else { "pair" };
     let _ = write!(
         out,
-        "<section id=\"{id}\"><h2>{}</h2><div class=\"pair\"><div class=\"chart\">{chart}</div>\
+        "<section id=\"{id}\"><h2>{}</h2><div class=\"{layout}\"><div class=\"chart\">{chart}</div>\
          <div class=\"numbers\">{numbers}</div></div></section>\n",
         html_escape(title)
     );
@@ -230,7 +232,8 @@ pub fn render(warehouse: &Path, d: &ReportData) -> (String, usize) {
     );
 
     // Runs over time.
-    let labels: Vec<String> = d.runs.iter().map(|r| run_label(&r.run_id)).collect();
+    let labels: Vec<String> =
+        d.runs.iter().enumerate().map(|(i, r)| format!("#{} {}", i + 1, run_label(&r.run_id))).collect();
     let series: Vec<(&str, Vec<f64>)> = vec![
         ("pages", d.runs.iter().map(|r| r.pages as f64).collect()),
         ("imported", d.runs.iter().map(|r| r.imported as f64).collect()),
@@ -255,7 +258,7 @@ pub fn render(warehouse: &Path, d: &ReportData) -> (String, usize) {
         })
         .collect();
     table(&mut numbers, &["run", "files", "pages", "imported", "duplicates", "rejected", "status"], &rows);
-    section(&mut body, "runs", "Runs over time", &chart, &numbers);
+    section(&mut body, "runs", "Runs over time", &chart, &numbers, true);
     charts += 1;
 
     // Reject reasons.
@@ -264,7 +267,7 @@ pub fn render(warehouse: &Path, d: &ReportData) -> (String, usize) {
     let mut numbers = String::new();
     let rows: Vec<Vec<String>> = d.reject_reasons.iter().map(|(r, n)| vec![r.clone(), n.to_string()]).collect();
     table(&mut numbers, &["reason", "pages"], &rows);
-    section(&mut body, "rejects", "Reject reasons", &chart, &numbers);
+    section(&mut body, "rejects", "Reject reasons", &chart, &numbers, false);
     charts += 1;
 
     // Issue codes.
@@ -273,7 +276,7 @@ pub fn render(warehouse: &Path, d: &ReportData) -> (String, usize) {
     let mut numbers = String::new();
     let rows: Vec<Vec<String>> = d.issue_codes.iter().map(|(c, n)| vec![c.clone(), n.to_string()]).collect();
     table(&mut numbers, &["issue", "posts"], &rows);
-    section(&mut body, "issues", "Issue codes", &chart, &numbers);
+    section(&mut body, "issues", "Issue codes", &chart, &numbers, false);
     charts += 1;
 
     // Score distributions.
@@ -296,7 +299,7 @@ pub fn render(warehouse: &Path, d: &ReportData) -> (String, usize) {
     nulls.extend(d.score_bins.iter().map(|(_, _, n)| n.to_string()));
     rows.push(nulls);
     table(&mut numbers, &header, &rows);
-    section(&mut body, "scores", "Score distributions", &chart, &numbers);
+    section(&mut body, "scores", "Score distributions", &chart, &numbers, true);
     charts += 1;
 
     // quality_composite by topic.
@@ -319,7 +322,7 @@ pub fn render(warehouse: &Path, d: &ReportData) -> (String, usize) {
         })
         .collect();
     table(&mut numbers, &["topic", "posts", "mean", "median", "min", "max"], &rows);
-    section(&mut body, "topics", "quality_composite by topic", &chart, &numbers);
+    section(&mut body, "topics", "quality_composite by topic", &chart, &numbers, true);
     charts += 1;
 
     // Completeness.
@@ -331,7 +334,7 @@ pub fn render(warehouse: &Path, d: &ReportData) -> (String, usize) {
         bins.iter().zip(&d.completeness_bins.0).map(|(b, c)| vec![b.clone(), c.to_string()]).collect();
     rows.push(vec!["null".into(), d.completeness_bins.1.to_string()]);
     table(&mut numbers, &["completeness", "posts"], &rows);
-    section(&mut body, "completeness", "Completeness", &chart, &numbers);
+    section(&mut body, "completeness", "Completeness", &chart, &numbers, false);
     charts += 1;
 
     let html = format!(
@@ -348,9 +351,9 @@ pub fn render(warehouse: &Path, d: &ReportData) -> (String, usize) {
 const CSS: &str = "body{font-family:sans-serif;margin:24px;color:#222;background:#fafafa}\
 h1{font-size:24px;margin:0 0 8px}h2{font-size:18px;margin:0 0 8px}\
 section{background:#fff;border:1px solid #ddd;border-radius:6px;padding:16px;margin:16px 0}\
-.pair{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}.chart{flex:0 1 900px;min-width:0}\
-.chart svg{max-width:100%;height:auto}.numbers{flex:1 1 300px;max-height:480px;overflow:auto}\
-table{border-collapse:collapse;font-size:12px}th,td{border-bottom:1px solid #eee;padding:3px 8px;text-align:left}\
+.pair{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}.wide{flex-direction:column}.chart{flex:0 1 820px;min-width:0}\
+.chart svg{max-width:100%;height:auto}.numbers{flex:1 1 280px;max-height:480px;overflow:auto}.wide .chart{flex:none;width:100%;max-width:900px}.wide .numbers{flex:none;max-height:none}\
+table{border-collapse:collapse;font-size:12px}th,td{border-bottom:1px solid #eee;padding:3px 8px;text-align:left;white-space:nowrap}\
 td.num{text-align:right;font-variant-numeric:tabular-nums}.summary{font-size:15px}footer{color:#777;font-size:12px}";
 
 /// Writes the report; returns the number of charts.
