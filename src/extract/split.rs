@@ -9,6 +9,9 @@ use super::text::{bullet_item, is_blank, trim};
 /// Default largest page held in memory; larger pages are rejected as `page_too_large`.
 pub const DEFAULT_MAX_PAGE_BYTES: usize = 64 << 20;
 
+/// Bytes of a line always held, whatever the page limit (marker lines must stay whole).
+const MIN_LINE_HELD: usize = 4096;
+
 /// A page's bytes as read, from its first line to its last non-blank line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawPage {
@@ -45,6 +48,7 @@ pub struct PageSplitter<'a, R> {
     at_start: bool,
     state: State,
     line: Vec<u8>,
+    line_len: u64,
     cur: Vec<u8>,
     cur_offset: u64,
     cur_len: u64,
@@ -67,6 +71,7 @@ impl<'a, R: BufRead> PageSplitter<'a, R> {
             at_start: true,
             state: State::Between,
             line: Vec::new(),
+            line_len: 0,
             cur: Vec::new(),
             cur_offset: 0,
             cur_len: 0,
@@ -100,7 +105,7 @@ impl<'a, R: BufRead> PageSplitter<'a, R> {
     }
 
     fn push(&mut self, keep: bool) {
-        self.cur_len += self.line.len() as u64;
+        self.cur_len += self.line_len;
         let room = self.max_page.saturating_sub(self.cur.len());
         let take = room.min(self.line.len());
         self.cur.extend_from_slice(&self.line[..take]);
@@ -128,21 +133,46 @@ impl<'a, R: BufRead> PageSplitter<'a, R> {
         RawPage { offset: self.cur_offset, bytes, complete, oversize }
     }
 
+    /// Reads the next line into `self.line`, holding at most `max_page` of its bytes (a longer
+    /// line is consumed to its end and counted whole in `line_len`). Returns its offset.
     fn read_line(&mut self) -> io::Result<Option<u64>> {
         self.line.clear();
-        let n = self.reader.read_until(b'\n', &mut self.line)?;
-        if n == 0 {
+        let mut len = 0usize;
+        loop {
+            let avail = match self.reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if avail.is_empty() {
+                break;
+            }
+            let (take, done) = match memchr::memchr(b'\n', avail) {
+                Some(i) => (i + 1, true),
+                None => (avail.len(), false),
+            };
+            let room = self.max_page.max(MIN_LINE_HELD).saturating_sub(self.line.len());
+            self.line.extend_from_slice(&avail[..take.min(room)]);
+            len += take;
+            self.reader.consume(take);
+            if done {
+                break;
+            }
+        }
+        if len == 0 {
             return Ok(None);
         }
         if self.at_start {
             self.at_start = false;
             if self.line.starts_with(b"\xef\xbb\xbf") {
                 self.line.drain(..3);
+                len -= 3;
                 self.pos += 3;
             }
         }
         let start = self.pos;
-        self.pos += self.line.len() as u64;
+        self.pos += len as u64;
+        self.line_len = len as u64;
         Ok(Some(start))
     }
 }
@@ -292,5 +322,21 @@ mod tests {
         assert_eq!(pages[0].bytes.len(), 10);
         assert_eq!(pages[0].oversize, Some(41));
         assert_eq!(pages[1].offset, 41);
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_not_held_whole() {
+        let t = trailer();
+        let mut data = b"title\n".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 1 << 20));
+        data.extend_from_slice(b"\nSimilar Posts\nnext\nSimilar Posts\n");
+        let mut s = PageSplitter::with_max_page(&data[..], &t, 8192);
+        let first = s.next().unwrap().unwrap();
+        assert!(s.line.capacity() < 64 << 10, "line buffer grew to {}", s.line.capacity());
+        assert_eq!(first.bytes.len(), 8192);
+        assert_eq!(first.oversize, Some(6 + (1 << 20) + 1 + 14));
+        let second = s.next().unwrap().unwrap();
+        assert_eq!(second.offset, 6 + (1 << 20) + 1 + 14);
+        assert!(second.complete && second.oversize.is_none());
     }
 }
