@@ -205,10 +205,10 @@ fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
 /// A chart with its numbers: beside it, or below it when the table is `wide`.
 fn section(out: &mut String, id: &str, title: &str, chart: &str, numbers: &str, wide: bool) {
     let layout = if wide { "pair wide" } else { "pair" };
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<section id=\"{id}\"><h2>{}</h2><div class=\"{layout}\"><div class=\"chart\">{chart}</div>\
-         <div class=\"numbers\">{numbers}</div></div></section>\n",
+         <div class=\"numbers\">{numbers}</div></div></section>",
         html_escape(title)
     );
 }
@@ -219,10 +219,10 @@ pub fn render(warehouse: &Path, d: &ReportData) -> (String, usize) {
     let mut charts = 0;
     let total_pages: i64 = d.runs.iter().map(|r| r.pages).sum();
     let total_rejected: i64 = d.reject_reasons.iter().map(|(_, n)| n).sum();
-    let _ = write!(
+    let _ = writeln!(
         body,
         "<p class=\"summary\">{} finished runs · {} pages read · <b>{}</b> posts · {} duplicates · {} rejected · \
-         {} topics</p>\n",
+         {} topics</p>",
         d.runs.len(),
         total_pages,
         d.posts,
