@@ -21,6 +21,7 @@
 # Exit codes (those of quarry import; the script's own problems map onto the same meanings):
 #   0 ok · 1 I/O error, nothing committed · 2 configuration error · 3 warehouse locked by another run
 #   4 finished, but some input file was unreadable to its end (see rejects, reason unreadable_file)
+#   5 finished, but more pages were rejected than QUARRY_MAX_REJECT_RATIO allows
 #   any other code is passed through from quarry import unchanged.
 set -uo pipefail
 
@@ -88,7 +89,7 @@ echo "=== $(stamp) nightly start: ${cmd[*]}" >>"$log"
 "${cmd[@]}" 2>&1 >/dev/null </dev/null | tee -a "$log" >"$out"
 rc=${PIPESTATUS[0]}
 
-if [[ -n "${QUARRY_REPORT_HTML:-}" && ( $rc == 0 || $rc == 4 ) ]]; then
+if [[ -n "${QUARRY_REPORT_HTML:-}" && ( $rc == 0 || $rc == 4 || $rc == 5 ) ]]; then
     # pipefail: the pipeline fails when quarry report does.
     if ! "$bin" report "$QUARRY_WAREHOUSE" --html "$QUARRY_REPORT_HTML" 2>&1 >/dev/null </dev/null | tee -a "$log" >>"$out"; then
         echo "nightly.sh: error: the HTML report could not be written to $QUARRY_REPORT_HTML" | tee -a "$log" >>"$out"
@@ -102,6 +103,7 @@ case $rc in
     2) what="configuration error" ;;
     3) what="locked: another run holds the warehouse" ;;
     4) what="finished, but some input files were unreadable to their end" ;;
+    5) what="finished, but the share of rejected pages exceeds QUARRY_MAX_REJECT_RATIO" ;;
     *) what="quarry import exited $rc" ;;
 esac
 echo "=== $(stamp) nightly end: exit $rc ($what)" >>"$log"
