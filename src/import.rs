@@ -85,6 +85,39 @@ impl RunSummary {
         }
     }
 
+    /// Share of the run's pages that were rejected (0 when it read none).
+    pub fn reject_ratio(&self) -> f64 {
+        if self.pages == 0 {
+            0.0
+        } else {
+            self.rejected as f64 / self.pages as f64
+        }
+    }
+
+    /// The run report written by `--report-json`.
+    pub fn report(&self, warehouse: &std::path::Path) -> serde_json::Value {
+        serde_json::json!({
+            "run_id": self.run_id,
+            "warehouse": warehouse.display().to_string(),
+            "status": self.status(),
+            "files": self.files,
+            "files_skipped": self.files_skipped,
+            "bad_files": self.bad_files,
+            "bytes_read": self.bytes_read,
+            "pages": self.pages,
+            "imported": self.imported,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "rejected_by_reason": self.rejected_by_reason,
+            "reject_ratio": self.reject_ratio(),
+            "records_with_issues": self.with_issues,
+            "issues_by_code": self.issues_by_code,
+            "cleaned_up_files": self.cleaned_up,
+            "seconds": self.seconds,
+            "mb_per_s": self.mb_per_s(),
+        })
+    }
+
     /// The `runs.status` value.
     pub fn status(&self) -> &'static str {
         if self.bad_files.is_empty() {

@@ -20,6 +20,13 @@ const EXIT_CONFIG: u8 = 2;
 const EXIT_LOCKED: u8 = 3;
 /// Exit code: the run finished, but some input file could not be read to its end (see rejects).
 const EXIT_BAD_INPUT: u8 = 4;
+/// Exit code: the run finished, but more pages were rejected than `--max-reject-ratio` allows.
+const EXIT_REJECT_RATIO: u8 = 5;
+
+/// A command-line value that makes no sense.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
 
 #[derive(Parser)]
 #[command(name = "quarry", version, about = "Import alphanode page dumps into a Parquet warehouse")]
@@ -47,6 +54,12 @@ enum Command {
         /// Extraction threads (default: one per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// Write the run's summary as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        report_json: Option<PathBuf>,
+        /// Exit with code 5 when the share of rejected pages exceeds R (0 to 1).
+        #[arg(long, value_name = "R")]
+        max_reject_ratio: Option<f64>,
         /// Dump files (.txt, .txt.gz, .txt.zst), folders (recursive), or - for stdin.
         #[arg(required = true)]
         inputs: Vec<String>,
@@ -102,7 +115,7 @@ enum Command {
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {
-    if e.chain().any(|c| c.is::<ConfigError>() || c.is::<quarry::query::SqlError>()) {
+    if e.chain().any(|c| c.is::<ConfigError>() || c.is::<UsageError>() || c.is::<quarry::query::SqlError>()) {
         EXIT_CONFIG
     } else if e
         .chain()
@@ -161,7 +174,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             println!("{}: ok (pipeline {:?}, {} meta entries)", pipeline.display(), p.name, p.entries.len());
             Ok(EXIT_OK)
         }
-        Command::Import { pipeline, output, quiet, wait, threads, inputs } => {
+        Command::Import { pipeline, output, quiet, wait, threads, report_json, max_reject_ratio, inputs } => {
+            if let Some(r) = max_reject_ratio.filter(|r| !(0.0..=1.0).contains(r)) {
+                return Err(UsageError(format!("--max-reject-ratio {r}: expected a share between 0 and 1")).into());
+            }
             let p = Pipeline::load(&pipeline)?;
             let mut opts = ImportOptions::new(pipeline, output, inputs);
             opts.wait = wait;
@@ -169,6 +185,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let summary = import(&p, &opts, &Progress::new(quiet))?;
             if !quiet {
                 eprint!("{}", summary.render());
+            }
+            if let Some(path) = report_json {
+                let json = serde_json::to_string_pretty(&summary.report(&opts.output))?;
+                std::fs::write(&path, json + "\n")
+                    .with_context(|| format!("{}: cannot write the run report", path.display()))?;
+            }
+            let ratio = summary.reject_ratio();
+            if let Some(max) = max_reject_ratio.filter(|max| ratio > *max) {
+                eprintln!("quarry: {:.1}% of pages were rejected, more than --max-reject-ratio {max}", ratio * 100.0);
+                return Ok(EXIT_REJECT_RATIO);
             }
             Ok(if summary.bad_files.is_empty() { EXIT_OK } else { EXIT_BAD_INPUT })
         }
