@@ -1,8 +1,8 @@
 //! `quarry import`: discover → read → split → extract → transform → load → commit.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{self, BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -22,7 +22,7 @@ use crate::load::parquet::TableWriter;
 use crate::load::schema;
 use crate::load::warehouse::{Warehouse, DUPLICATES, POSTS, REJECTS};
 use crate::pipeline::Pipeline;
-use crate::progress::Progress;
+use crate::progress::{FileCounts, Progress};
 use crate::transform::dedupe::{HashIndex, Seen};
 use crate::transform::derive::{derive, DeriveInputs};
 
@@ -72,7 +72,12 @@ pub struct RunSummary {
     pub with_issues: u64,
     pub issues_by_code: BTreeMap<String, u64>,
     pub cleaned_up: usize,
+    /// Rejects files whose swap a killed replay had left pending, finished by this run's clean-up.
+    pub swaps_completed: usize,
     pub seconds: f64,
+    /// A rejects replay: `files` counts the reject rows it took out of `rejects`, `files_skipped`
+    /// those it left there (they fail the same way again), `bytes_read` the raw bytes replayed.
+    pub replay: bool,
 }
 
 impl RunSummary {
@@ -120,7 +125,9 @@ impl RunSummary {
 
     /// The `runs.status` value.
     pub fn status(&self) -> &'static str {
-        if self.bad_files.is_empty() {
+        if self.replay {
+            "replay"
+        } else if self.bad_files.is_empty() {
             "ok"
         } else {
             "bad_input"
@@ -129,8 +136,18 @@ impl RunSummary {
 
     /// The summary lines printed at the end of a run.
     pub fn render(&self) -> String {
-        let mut s = format!("quarry import: run {}\n", self.run_id);
-        s += &format!("  files      {} read, {} skipped (already imported)\n", self.files, self.files_skipped);
+        let mut s = if self.replay {
+            let mut s = format!("quarry rejects replay: run {}\n", self.run_id);
+            s += &format!(
+                "  rejects    {} rows replayed, {} left as they were (they fail the same way again)\n",
+                self.files, self.files_skipped
+            );
+            s
+        } else {
+            let mut s = format!("quarry import: run {}\n", self.run_id);
+            s += &format!("  files      {} read, {} skipped (already imported)\n", self.files, self.files_skipped);
+            s
+        };
         s += &format!("  pages      {}\n", self.pages);
         s += &format!("  imported   {}\n", self.imported);
         s += &format!("  duplicates {}\n", self.duplicates);
@@ -152,11 +169,19 @@ impl RunSummary {
             self.seconds,
             self.mb_per_s()
         );
-        if self.files == 0 && self.files_skipped > 0 {
+        if self.replay && self.files == 0 {
+            s += "  nothing to replay: every stored reject fails the same way with this pipeline\n";
+        } else if !self.replay && self.files == 0 && self.files_skipped > 0 {
             s += "  nothing new: every input was imported by an earlier run\n";
         }
         if self.cleaned_up > 0 {
             s += &format!("  cleaned up {} leftover files of a crashed run\n", self.cleaned_up);
+        }
+        if self.swaps_completed > 0 {
+            s += &format!(
+                "  finished   the swap of {} rejects files a killed replay had committed\n",
+                self.swaps_completed
+            );
         }
         for f in &self.bad_files {
             s += &format!("  BAD INPUT  {f}\n");
@@ -183,7 +208,40 @@ fn date_of(micros: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-struct RunState<'p> {
+/// What every run starts with: the warehouse locked and cleaned up, the hash of every post of the
+/// finished runs, its run id and staging folder.
+pub(crate) struct RunStart {
+    pub wh: Warehouse,
+    pub lock: RunLock,
+    pub finished: BTreeSet<String>,
+    pub cleaned: crate::load::warehouse::Cleanup,
+    pub index: HashIndex,
+    pub started: i64,
+    pub run_id: String,
+    pub commit: RunCommit,
+}
+
+impl RunStart {
+    /// Locks the warehouse, cleans up after a crashed run, loads the hashes, picks the run id.
+    pub fn begin(output: &Path, wait: bool) -> Result<RunStart> {
+        let wh = Warehouse::create(output)?;
+        let lock = RunLock::acquire(&wh, wait)?;
+        let finished = wh.finished_runs()?;
+        let cleaned = wh.cleanup(&finished)?;
+        let mut index = HashIndex::new();
+        wh.load_hashes(&finished, &mut index)?;
+        let started = now_micros();
+        let mut run_id = run_id_of(started);
+        while finished.contains(&run_id) {
+            run_id.push('x');
+        }
+        let commit = RunCommit::begin(&wh, &run_id, &date_of(started))?;
+        Ok(RunStart { wh, lock, finished, cleaned, index, started, run_id, commit })
+    }
+}
+
+/// The rows of a run in progress, before they are written.
+pub(crate) struct RunState<'p> {
     p: &'p Pipeline,
     run_id: String,
     run_idx: u32,
@@ -199,7 +257,48 @@ struct RunState<'p> {
     summary: RunSummary,
 }
 
-impl RunState<'_> {
+impl<'p> RunState<'p> {
+    /// Writers for the run's tables, and an empty summary; takes the hash index.
+    pub fn new(p: &'p Pipeline, start: &mut RunStart) -> Result<RunState<'p>> {
+        let mut index = std::mem::take(&mut start.index);
+        let run_idx = index.run(&start.run_id);
+        let out = &p.output;
+        Ok(RunState {
+            p,
+            run_id: start.run_id.clone(),
+            run_idx,
+            started: start.started,
+            index,
+            posts: Vec::new(),
+            rejects: Vec::new(),
+            reject_bytes: 0,
+            dups: Vec::new(),
+            posts_w: start.commit.writer(POSTS, out)?,
+            rejects_w: start.commit.writer(REJECTS, out)?,
+            dups_w: start.commit.writer(DUPLICATES, out)?,
+            summary: RunSummary {
+                run_id: start.run_id.clone(),
+                cleaned_up: start.cleaned.removed.len(),
+                swaps_completed: start.cleaned.completed.len(),
+                ..Default::default()
+            },
+        })
+    }
+
+    /// The run's counts so far.
+    pub fn summary(&mut self) -> &mut RunSummary {
+        &mut self.summary
+    }
+
+    /// Writes what is buffered and closes the table files: the summary and the rows of posts,
+    /// rejects and duplicates.
+    pub fn finish(mut self) -> Result<(RunSummary, [u64; 3])> {
+        self.flush_posts()?;
+        self.flush_rejects()?;
+        let RunState { posts_w, rejects_w, dups_w, summary, .. } = self;
+        Ok((summary, [posts_w.close()?.rows, rejects_w.close()?.rows, dups_w.close()?.rows]))
+    }
+
     fn flush_posts(&mut self) -> Result<()> {
         if self.posts.is_empty() {
             return Ok(());
@@ -231,7 +330,7 @@ impl RunState<'_> {
         Ok(())
     }
 
-    fn reject(&mut self, file: &str, offset: u64, rej: Reject, raw: Vec<u8>) -> Result<()> {
+    pub fn reject(&mut self, file: &str, offset: u64, rej: Reject, raw: Vec<u8>) -> Result<()> {
         self.summary.rejected += 1;
         *self.summary.rejected_by_reason.entry(rej.reason.code()).or_default() += 1;
         self.reject_bytes += raw.len();
@@ -248,7 +347,8 @@ impl RunState<'_> {
         Ok(())
     }
 
-    fn take(&mut self, file: &str, pages: Vec<RawPage>, results: Vec<Result<Record, Reject>>) -> Result<()> {
+    /// Takes extracted pages of one file in order: each becomes a post, a duplicate or a reject.
+    pub fn take(&mut self, file: &str, pages: Vec<RawPage>, results: Vec<Result<Record, Reject>>) -> Result<()> {
         let c = &self.p.cols;
         for (pg, res) in pages.into_iter().zip(results) {
             self.summary.pages += 1;
@@ -310,37 +410,10 @@ pub fn extract_raw(p: &Pipeline, pg: &RawPage, max_page: usize) -> Result<Record
 pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result<RunSummary> {
     let clock = Instant::now();
     let files = read::discover(&opts.inputs)?;
-    let wh = Warehouse::create(&opts.output)?;
-    let _lock = RunLock::acquire(&wh, opts.wait)?;
-    let finished = wh.finished_runs()?;
-    let cleaned = wh.cleanup(&finished)?;
-    let digests = wh.imported_digests(&finished)?;
-    let mut index = HashIndex::new();
-    wh.load_hashes(&finished, &mut index)?;
-
-    let started = now_micros();
-    let mut run_id = run_id_of(started);
-    while finished.contains(&run_id) {
-        run_id.push('x');
-    }
-    let run_idx = index.run(&run_id);
-    let commit = RunCommit::begin(&wh, &run_id, &date_of(started))?;
+    let mut start = RunStart::begin(&opts.output, opts.wait)?;
+    let digests = start.wh.imported_digests(&start.finished)?;
+    let mut st = RunState::new(p, &mut start)?;
     let out = &p.output;
-    let mut st = RunState {
-        p,
-        run_id: run_id.clone(),
-        run_idx,
-        started,
-        index,
-        posts: Vec::new(),
-        rejects: Vec::new(),
-        reject_bytes: 0,
-        dups: Vec::new(),
-        posts_w: commit.writer(POSTS, out)?,
-        rejects_w: commit.writer(REJECTS, out)?,
-        dups_w: commit.writer(DUPLICATES, out)?,
-        summary: RunSummary { run_id: run_id.clone(), cleaned_up: cleaned.removed.len(), ..Default::default() },
-    };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.threads).build().context("starting worker threads")?;
     let total: u64 = files.iter().map(|f| if let InputFile::Path { size, .. } = f { *size } else { 0 }).sum();
     progress.start(total);
@@ -371,8 +444,10 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
             }
         };
         st.summary.files += 1;
-        progress.file(f.display());
+        progress.file(f.display(), f_size(f));
         let name = f.display().to_string();
+        let file_clock = Instant::now();
+        let before = st.summary.clone();
         let mut splitter = PageSplitter::with_max_page(reader, &p.trailer, opts.max_page_bytes);
         let mut chunk: Vec<RawPage> = Vec::new();
         let mut chunk_bytes = 0;
@@ -420,19 +495,39 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
         st.summary.bytes_read += splitter.bytes_read();
         let now = counter.load(Ordering::Relaxed);
         progress.advance(now.saturating_sub(seen), st.summary.pages);
+        progress.file_done(&name, &file_counts(&before, &st.summary, splitter.bytes_read(), file_clock));
         if let Some(d) = digest {
             read_files.push((d, name));
         }
     }
-    st.flush_posts()?;
-    st.flush_rejects()?;
-    let RunState { posts_w, rejects_w, dups_w, mut summary, .. } = st;
-    let rows = [posts_w.close()?.rows, rejects_w.close()?.rows, dups_w.close()?.rows];
+    let (mut summary, rows) = st.finish()?;
     progress.finish();
     summary.seconds = clock.elapsed().as_secs_f64();
-    let runs_row = runs_row(&summary, &p.name, opts, started, now_micros())?;
-    commit.commit(rows, &read_files, &runs_row, out)?;
+    let runs_row = runs_row(&summary, &p.name, &opts.pipeline_path, &opts.inputs, start.started, now_micros())?;
+    start.commit.commit(rows, &read_files, &runs_row, out, &[])?;
+    drop(start.lock);
     Ok(summary)
+}
+
+/// What became of one file's pages: the difference of the run's counts after and before it.
+pub(crate) fn file_counts(before: &RunSummary, after: &RunSummary, bytes: u64, clock: Instant) -> FileCounts {
+    let rejected_by_reason = after
+        .rejected_by_reason
+        .iter()
+        .filter_map(|(r, n)| {
+            let d = n - before.rejected_by_reason.get(r).copied().unwrap_or(0);
+            (d > 0).then(|| (r.to_string(), d))
+        })
+        .collect();
+    FileCounts {
+        bytes,
+        pages: after.pages - before.pages,
+        imported: after.imported - before.imported,
+        duplicates: after.duplicates - before.duplicates,
+        rejected: after.rejected - before.rejected,
+        rejected_by_reason,
+        seconds: clock.elapsed().as_secs_f64(),
+    }
 }
 
 fn f_size(f: &InputFile) -> u64 {
@@ -442,16 +537,24 @@ fn f_size(f: &InputFile) -> u64 {
     }
 }
 
-fn runs_row(s: &RunSummary, pipeline: &str, opts: &ImportOptions, started: i64, finished: i64) -> Result<RecordBatch> {
+/// The run's row of the `runs` table.
+pub(crate) fn runs_row(
+    s: &RunSummary,
+    pipeline: &str,
+    pipeline_path: &Path,
+    input_names: &[String],
+    started: i64,
+    finished: i64,
+) -> Result<RecordBatch> {
     let mut inputs = ListBuilder::new(StringBuilder::new());
-    for i in &opts.inputs {
+    for i in input_names {
         inputs.values().append_value(i);
     }
     inputs.append(true);
     let ts = |v: i64| Arc::new(TimestampMicrosecondArray::from(vec![v]).with_timezone(schema::UTC)) as ArrayRef;
     let n = |v: u64| Arc::new(Int64Array::from(vec![v as i64])) as ArrayRef;
     let text = |v: &str| Arc::new(StringArray::from(vec![v])) as ArrayRef;
-    let pipeline = format!("{pipeline} ({})", opts.pipeline_path.display());
+    let pipeline = format!("{pipeline} ({})", pipeline_path.display());
     Ok(RecordBatch::try_new(
         schema::runs(),
         vec![

@@ -10,5 +10,6 @@ pub mod load;
 pub mod pipeline;
 pub mod progress;
 pub mod query;
+pub mod replay;
 pub mod report;
 pub mod transform;

@@ -48,6 +48,9 @@ enum Command {
         /// Print nothing but errors.
         #[arg(long, short)]
         quiet: bool,
+        /// More log lines: -v adds what became of each file's pages (RUST_LOG=debug does too).
+        #[arg(long, short, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+        verbose: u8,
         /// Wait for another run's lock instead of exiting.
         #[arg(long)]
         wait: bool,
@@ -63,6 +66,11 @@ enum Command {
         /// Dump files (.txt, .txt.gz, .txt.zst), folders (recursive), or - for stdin.
         #[arg(required = true)]
         inputs: Vec<String>,
+    },
+    /// Work on the stored rejects.
+    Rejects {
+        #[command(subcommand)]
+        command: RejectsCommand,
     },
     /// Write deterministic synthetic dumps for load tests.
     Gen {
@@ -111,6 +119,31 @@ enum Command {
         /// Pipeline file.
         #[arg(long)]
         pipeline: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum RejectsCommand {
+    /// Run the pipeline over the raw text of the stored rejects, as a new run: pages that now
+    /// parse move into posts (or duplicates), the rest stay.
+    Replay {
+        /// Warehouse folder.
+        warehouse: PathBuf,
+        /// Pipeline file (the fixed one).
+        #[arg(long)]
+        pipeline: PathBuf,
+        /// Print nothing but errors.
+        #[arg(long, short)]
+        quiet: bool,
+        /// More log lines (per rejects file).
+        #[arg(long, short, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+        verbose: u8,
+        /// Wait for another run's lock instead of exiting.
+        #[arg(long)]
+        wait: bool,
+        /// Extraction threads (default: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
 }
 
@@ -174,7 +207,18 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             println!("{}: ok (pipeline {:?}, {} meta entries)", pipeline.display(), p.name, p.entries.len());
             Ok(EXIT_OK)
         }
-        Command::Import { pipeline, output, quiet, wait, threads, report_json, max_reject_ratio, inputs } => {
+        Command::Rejects { command: RejectsCommand::Replay { warehouse, pipeline, quiet, verbose, wait, threads } } => {
+            let p = Pipeline::load(&pipeline)?;
+            let mut opts = quarry::replay::ReplayOptions::new(pipeline, warehouse);
+            opts.wait = wait;
+            opts.threads = threads;
+            let summary = quarry::replay::replay(&p, &opts, &Progress::for_cli(quiet, verbose))?;
+            if !quiet {
+                eprint!("{}", summary.render());
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Import { pipeline, output, quiet, verbose, wait, threads, report_json, max_reject_ratio, inputs } => {
             if let Some(r) = max_reject_ratio.filter(|r| !(0.0..=1.0).contains(r)) {
                 return Err(UsageError(format!("--max-reject-ratio {r}: expected a share between 0 and 1")).into());
             }
@@ -182,7 +226,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let mut opts = ImportOptions::new(pipeline, output, inputs);
             opts.wait = wait;
             opts.threads = threads;
-            let summary = import(&p, &opts, &Progress::new(quiet))?;
+            let summary = import(&p, &opts, &Progress::for_cli(quiet, verbose))?;
             if !quiet {
                 eprint!("{}", summary.render());
             }

@@ -1,6 +1,12 @@
 //! The atomic run: a lock keeps one run per warehouse; files are staged outside the tables, then
 //! each table's file appears by one rename, and the `runs` row is written last. This is the only
 //! module that knows how a run becomes visible (a table format can replace it).
+//!
+//! A rejects replay also rewrites rejects files of earlier runs (without the rows it took out).
+//! Those new versions are a redo log: they wait in `_quarry/replace/<run_id>/` until the replay's
+//! `runs` row exists, and only then replace the old files. A replay killed before its `runs` row
+//! leaves the old files untouched (the next clean-up drops the pending versions); one killed after
+//! it has counted, and the next clean-up finishes the swap (`Warehouse::apply_replacements`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -10,11 +16,11 @@ use arrow::record_batch::RecordBatch;
 
 use super::parquet::{properties, TableWriter, WriteError};
 use super::schema;
-use super::warehouse::{io_err, Warehouse, WarehouseError, DATA_TABLES, RUNS};
+use super::warehouse::{io_err, Warehouse, WarehouseError, DATA_TABLES, DELETE_MARKER, REJECTS, RUNS};
 use crate::pipeline::OutputConfig;
 
 /// Environment variable of the test-only switch that holds a run at a named point of its commit
-/// (`staged`, `posts`, `rejects`, `duplicates`) until it is killed.
+/// (`staged`, `posts`, `rejects`, `duplicates`, `replacements`, `committed`) until it is killed.
 pub const TEST_HOLD_ENV: &str = "QUARRY_TEST_HOLD";
 
 /// Another run holds the warehouse.
@@ -118,15 +124,45 @@ impl RunCommit {
         Ok(TableWriter::create(&self.staging.join(format!("{table}.parquet")), schema, props)?)
     }
 
+    /// A writer for the new version of an earlier run's rejects file (a replay), staged as
+    /// `replace/<old_run_id>/rejects.parquet`.
+    pub fn replacement_writer(&self, old_run_id: &str, out: &OutputConfig) -> Result<TableWriter, CommitError> {
+        let part = RunCommit { staging: self.replacement_dir(old_run_id), ..self.clone_parts() };
+        fs::create_dir_all(&part.staging).map_err(io_err(&part.staging, "cannot create the staging folder"))?;
+        part.writer(REJECTS, out)
+    }
+
+    /// Drops a staged new version that turned out not to be needed (the replay took no row of it).
+    pub fn discard_replacement(&self, old_run_id: &str) -> Result<(), CommitError> {
+        let p = self.replacement_dir(old_run_id);
+        fs::remove_dir_all(&p).map_err(io_err(&p, "cannot remove a staged file"))?;
+        Ok(())
+    }
+
+    fn replacement_dir(&self, old_run_id: &str) -> PathBuf {
+        self.staging.join("replace").join(old_run_id)
+    }
+
+    fn clone_parts(&self) -> RunCommit {
+        RunCommit {
+            wh: self.wh.clone(),
+            run_id: self.run_id.clone(),
+            ingest_date: self.ingest_date.clone(),
+            staging: self.staging.clone(),
+        }
+    }
+
     /// Makes the run visible: one rename per table, then the digest list, then the `runs` row.
     /// `rows` holds the row counts of posts, rejects and duplicates; `files` (digest, name) of every
-    /// file the run read.
+    /// file the run read; `replaced` (old run id, rows kept) the rejects files a replay rewrote,
+    /// each staged by `replacement_writer` (none for an import).
     pub fn commit(
         self,
         rows: [u64; 3],
         files: &[(String, String)],
         runs_row: &RecordBatch,
         out: &OutputConfig,
+        replaced: &[(String, u64)],
     ) -> Result<(), CommitError> {
         hold("staged");
         for (table, rows) in DATA_TABLES.iter().zip(rows) {
@@ -153,10 +189,40 @@ impl RunCommit {
         let mut w = self.writer(RUNS, out)?;
         w.write(runs_row)?;
         w.close()?;
+
+        if !replaced.is_empty() {
+            // The redo log: every new version (or a `.delete` marker for a file left empty) moves to
+            // `_quarry/replace/<run_id>/` by one rename of its folder, before the runs row.
+            let dir = self.staging.join("replace");
+            for (old, kept) in replaced {
+                if *kept == 0 {
+                    let part = self.replacement_dir(old);
+                    let staged = part.join(format!("{REJECTS}.parquet"));
+                    fs::remove_file(&staged).map_err(io_err(&staged, "cannot remove an empty staged file"))?;
+                    let marker = part.join(DELETE_MARKER);
+                    File::create(&marker)
+                        .and_then(|f| f.sync_all())
+                        .map_err(io_err(&marker, "cannot write a delete marker"))?;
+                    sync_dir(&part)?;
+                }
+            }
+            sync_dir(&dir)?;
+            let pending = self.wh.pending_replacements(&self.run_id);
+            let parent = pending.parent().expect("replace folder has a parent");
+            fs::create_dir_all(parent).map_err(io_err(parent, "cannot create the replace folder"))?;
+            fs::rename(&dir, &pending).map_err(io_err(&pending, "cannot move the replaced rejects files"))?;
+            sync_dir(parent)?;
+        }
+        hold("replacements");
+
         let to = self.wh.table(RUNS).join(format!("{}.parquet", self.run_id));
         fs::rename(self.staging.join(format!("{RUNS}.parquet")), &to)
             .map_err(io_err(&to, "cannot write the runs row"))?;
         sync_dir(&self.wh.table(RUNS))?;
+        hold("committed");
+        if !replaced.is_empty() {
+            self.wh.apply_replacements(&self.run_id)?;
+        }
         fs::remove_dir_all(&self.staging).map_err(io_err(&self.staging, "cannot remove the staging folder"))?;
         Ok(())
     }

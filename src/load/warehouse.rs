@@ -9,6 +9,9 @@
 //! WH/_quarry/lock                     held by the run in progress
 //! WH/_quarry/staging/<run_id>/        files in progress, never inside a table folder
 //! WH/_quarry/files/<run_id>.tsv       digest and name of every file the run read
+//! WH/_quarry/replace/<run_id>/<old_run_id>/rejects.parquet | delete
+//!                                     a replay's new versions of earlier rejects files, waiting
+//!                                     for its runs row (then swapped in) or dropped (no runs row)
 //! ```
 
 use std::collections::{BTreeSet, HashMap};
@@ -29,6 +32,8 @@ pub const DUPLICATES: &str = "duplicates";
 pub const RUNS: &str = "runs";
 /// The data tables a run writes before its `runs` row.
 pub const DATA_TABLES: [&str; 3] = [POSTS, REJECTS, DUPLICATES];
+/// Marker of a replaced rejects file that a replay left empty: the file is removed, not replaced.
+pub const DELETE_MARKER: &str = "delete";
 
 /// A warehouse operation that failed, with the path it was about.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +63,8 @@ pub struct Warehouse {
 pub struct Cleanup {
     /// Files of runs that never wrote their `runs` row.
     pub removed: Vec<PathBuf>,
+    /// Rejects files swapped for a replay's new versions that a killed replay had left pending.
+    pub completed: Vec<PathBuf>,
 }
 
 impl Warehouse {
@@ -104,6 +111,48 @@ impl Warehouse {
 
     fn files_dir(&self) -> PathBuf {
         self.internal().join("files")
+    }
+
+    /// Where a replay's new versions of earlier rejects files wait for its `runs` row.
+    pub fn pending_replacements(&self, run_id: &str) -> PathBuf {
+        self.internal().join("replace").join(run_id)
+    }
+
+    /// Swaps a finished replay's pending new versions into `rejects` (each by one rename over the
+    /// old file, or a removal for a `delete` marker), then drops its pending folder. Idempotent: a
+    /// swap cut short by a kill is finished by calling it again. Returns the files it changed.
+    pub fn apply_replacements(&self, run_id: &str) -> Result<Vec<PathBuf>, WarehouseError> {
+        let pending = self.pending_replacements(run_id);
+        let mut done = Vec::new();
+        let entries = match fs::read_dir(&pending) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(done),
+            Err(e) => return Err(io_err(&pending, "cannot list replaced rejects files")(e)),
+        };
+        let mut parts: Vec<PathBuf> = Vec::new();
+        for e in entries {
+            parts.push(e.map_err(io_err(&pending, "cannot list replaced rejects files"))?.path());
+        }
+        parts.sort();
+        let table = self.table(REJECTS);
+        for part in parts {
+            let Some(old) = part.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+            let target = table.join(format!("{old}.parquet"));
+            let new = part.join(format!("{REJECTS}.parquet"));
+            if new.exists() {
+                fs::rename(&new, &target).map_err(io_err(&target, "cannot swap in a replayed rejects file"))?;
+                done.push(target);
+            } else if part.join(DELETE_MARKER).exists() {
+                match fs::remove_file(&target) {
+                    Ok(()) => done.push(target),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err(&target, "cannot remove a replayed rejects file")(e)),
+                }
+            }
+        }
+        fs::File::open(&table).and_then(|d| d.sync_all()).map_err(io_err(&table, "cannot sync folder"))?;
+        fs::remove_dir_all(&pending).map_err(io_err(&pending, "cannot remove the replaced rejects folder"))?;
+        Ok(done)
     }
 
     /// Where a run's digest list lives once committed.
@@ -160,9 +209,28 @@ impl Warehouse {
     }
 
     /// Removes every file of a run that has no `runs` row (a crashed run), staging folders, and
-    /// digest lists of such runs. Must run under the lock, before anything else.
+    /// digest lists of such runs; drops the pending rejects replacements of a replay without a
+    /// `runs` row and finishes the swap of one that has it. Must run under the lock, before
+    /// anything else.
     pub fn cleanup(&self, finished: &BTreeSet<String>) -> Result<Cleanup, WarehouseError> {
         let mut c = Cleanup::default();
+        let replace = self.internal().join("replace");
+        if replace.exists() {
+            let mut ids = Vec::new();
+            for e in fs::read_dir(&replace).map_err(io_err(&replace, "cannot list replaced rejects files"))? {
+                ids.push(e.map_err(io_err(&replace, "cannot list replaced rejects files"))?.path());
+            }
+            ids.sort();
+            for p in ids {
+                let id = p.file_name().and_then(|s| s.to_str()).unwrap_or("").to_string();
+                if finished.contains(&id) {
+                    c.completed.extend(self.apply_replacements(&id)?);
+                } else {
+                    fs::remove_dir_all(&p).map_err(io_err(&p, "cannot remove a crashed replay's files"))?;
+                    c.removed.push(p);
+                }
+            }
+        }
         for table in DATA_TABLES {
             for (id, path) in self.table_files(table)? {
                 if !finished.contains(&id) {
