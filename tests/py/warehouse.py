@@ -64,16 +64,26 @@ def run_import(warehouse, *inputs, env=None):
     return run_quarry(import_args(warehouse, *inputs), env=env)
 
 
+def replay_args(warehouse, pipeline=PIPELINE, quiet=True):
+    args = ["rejects", "replay", str(warehouse), "--pipeline", str(pipeline)]
+    return args + (["--quiet"] if quiet else [])
+
+
+def run_replay(warehouse, pipeline=PIPELINE, env=None):
+    return run_quarry(replay_args(warehouse, pipeline), env=env)
+
+
 class HeldImport:
     """An import started with QUARRY_TEST_HOLD, read line by line from stderr."""
 
-    def __init__(self, warehouse, *inputs, point: str):
+    def __init__(self, warehouse, *inputs, point: str, args=None):
+        """`args`: another quarry command line to hold instead of importing `inputs` (a replay)."""
         self.point = point
         self.hold_line = f"quarry: test hold at {point}"
         self.lines: list[str] = []
         self._held = threading.Event()
         self.proc = subprocess.Popen(
-            [str(quarry_bin()), *import_args(warehouse, *inputs)],
+            [str(quarry_bin()), *(args if args is not None else import_args(warehouse, *inputs))],
             cwd=REPO_ROOT,
             env=_env({"QUARRY_TEST_HOLD": point}),
             stdin=subprocess.DEVNULL,
