@@ -114,13 +114,14 @@ impl RunCommit {
 
     /// A writer for a table's file of this run, under its staging name.
     pub fn writer(&self, table: &str, out: &OutputConfig) -> Result<TableWriter, CommitError> {
-        let (schema, bloom): (_, &[&str]) = match table {
-            "posts" => (schema::posts(), &["hash"]),
-            "rejects" => (schema::rejects(), &[]),
-            "duplicates" => (schema::duplicates(), &["hash"]),
-            _ => (schema::runs(), &[]),
+        let (schema, bloom, opaque): (_, &[&str], &[&str]) = match table {
+            "posts" => (schema::posts(), &["hash"], &[]),
+            "rejects" => (schema::rejects(), &[], &["raw"]),
+            "duplicates" => (schema::duplicates(), &["hash"], &[]),
+            _ => (schema::runs(), &[], &[]),
         };
-        let props = properties(out, bloom).map_err(|source| WriteError { path: self.staging.clone(), source })?;
+        let props =
+            properties(out, bloom, opaque).map_err(|source| WriteError { path: self.staging.clone(), source })?;
         Ok(TableWriter::create(&self.staging.join(format!("{table}.parquet")), schema, props)?)
     }
 

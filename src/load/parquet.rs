@@ -17,7 +17,9 @@ use crate::pipeline::OutputConfig;
 pub const HASH_BLOOM_FPP: f64 = 0.01;
 
 /// Writer properties for a table: zstd, page statistics, and a bloom filter on `bloom` columns.
-pub fn properties(out: &OutputConfig, bloom: &[&str]) -> Result<WriterProperties, ParquetError> {
+/// `opaque` columns (raw page bytes, up to the page limit each) get neither a dictionary nor
+/// statistics: both would hold another copy of every value in memory while the file is written.
+pub fn properties(out: &OutputConfig, bloom: &[&str], opaque: &[&str]) -> Result<WriterProperties, ParquetError> {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(out.zstd_level)?))
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -28,6 +30,11 @@ pub fn properties(out: &OutputConfig, bloom: &[&str]) -> Result<WriterProperties
             .set_column_bloom_filter_enabled(ColumnPath::from(*col), true)
             .set_column_bloom_filter_fpp(ColumnPath::from(*col), HASH_BLOOM_FPP)
             .set_column_bloom_filter_max_ndv(ColumnPath::from(*col), out.row_group_rows as u64);
+    }
+    for col in opaque {
+        b = b
+            .set_column_dictionary_enabled(ColumnPath::from(*col), false)
+            .set_column_statistics_enabled(ColumnPath::from(*col), EnabledStatistics::None);
     }
     Ok(b.build())
 }
