@@ -1,0 +1,134 @@
+//! The oracle of the extractor fuzz target, shared with `tests/fuzz_regressions.rs` (which runs it
+//! over every kept finding and the samples): arbitrary bytes → `PageSplitter` → `extract_raw`.
+//!
+//! Checks: no panic; every page gives a record or a reject with a consistent reason; the pages
+//! cover the input (page bytes are the input's bytes at their offset, pages do not overlap, and
+//! what lies between pages is blank lines only); page boundaries do not depend on the page-size
+//! limit; the record is bounded by the input's size.
+
+use std::sync::OnceLock;
+
+use quarry::extract::record::{Cell, RejectReason};
+use quarry::extract::split::{PageSplitter, RawPage, DEFAULT_MAX_PAGE_BYTES};
+use quarry::extract::text::is_blank;
+use quarry::import::extract_raw;
+use quarry::pipeline::Pipeline;
+
+/// A page limit small enough that fuzz inputs reach it.
+pub const SMALL_PAGE: usize = 512;
+
+/// The alphanode pipeline, compiled once.
+pub fn pipeline() -> &'static Pipeline {
+    static P: OnceLock<Pipeline> = OnceLock::new();
+    P.get_or_init(|| {
+        let text = include_str!("../pipelines/alphanode.toml");
+        Pipeline::from_toml("pipelines/alphanode.toml".as_ref(), text).expect("pipeline")
+    })
+}
+
+fn blank_lines(b: &[u8]) -> bool {
+    String::from_utf8_lossy(b).split('\n').all(is_blank)
+}
+
+fn cell_bytes(c: &Cell) -> usize {
+    match c {
+        Cell::Null | Cell::Int(_) | Cell::Float(_) | Cell::Bool(_) => 8,
+        Cell::Text(s) => s.len(),
+        Cell::List(v) => v.iter().map(|s| s.len() + 8).sum(),
+        Cell::Struct(v) => v.iter().map(|s| s.as_ref().map_or(8, |s| s.len() + 8)).sum(),
+        Cell::Objects(v) => v.iter().flatten().map(|s| s.as_ref().map_or(8, |s| s.len() + 8)).sum(),
+        Cell::Map(v) => v.iter().map(|(k, vs)| k.len() + vs.iter().map(|s| s.len() + 8).sum::<usize>()).sum(),
+    }
+}
+
+fn split(data: &[u8], max_page: usize) -> Vec<RawPage> {
+    let p = pipeline();
+    PageSplitter::with_max_page(data, &p.trailer, max_page).map(|r| r.expect("reading a slice cannot fail")).collect()
+}
+
+/// Splits and extracts `data` with a page limit, checking every invariant; returns the pages.
+pub fn check(data: &[u8], max_page: usize) -> Vec<RawPage> {
+    let p = pipeline();
+    let pages = split(data, max_page);
+    let mut pos = if data.starts_with(b"\xef\xbb\xbf") { 3 } else { 0 };
+    let (mut records, mut rejects) = (0usize, 0usize);
+    for (n, pg) in pages.iter().enumerate() {
+        let off = pg.offset as usize;
+        assert!(off >= pos, "page {n} at {off} overlaps the previous one (ends at {pos})");
+        assert!(blank_lines(&data[pos..off]), "non-blank bytes {pos}..{off} before page {n} belong to no page");
+        assert!(!pg.bytes.is_empty(), "page {n} is empty");
+        assert_eq!(&data[off..off + pg.bytes.len()], &pg.bytes[..], "page {n}: bytes differ from the input");
+        match pg.oversize {
+            Some(len) => {
+                assert_eq!(pg.bytes.len(), max_page, "page {n}: an oversized page keeps exactly the limit");
+                assert!(len as usize > max_page);
+                pos = off + len as usize;
+                assert!(pos <= data.len(), "page {n}: length {len} runs past the input");
+                if let Some(next) = pages.get(n + 1) {
+                    assert_eq!(next.offset as usize, pos, "page {n}: oversized length does not reach the next page");
+                } else {
+                    assert_eq!(pos, data.len(), "last page {n}: oversized length does not reach the end");
+                }
+            }
+            None => {
+                assert!(pg.bytes.len() <= max_page);
+                pos = off + pg.bytes.len();
+            }
+        }
+        match extract_raw(p, pg, max_page) {
+            Ok(rec) => {
+                records += 1;
+                assert!(pg.complete && pg.oversize.is_none(), "page {n}: a truncated or oversized page made a record");
+                assert!(
+                    rec.hash.len() >= 16 && rec.hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                    "page {n}: record hash {:?}",
+                    rec.hash
+                );
+                assert_eq!(
+                    rec.cells.len(),
+                    quarry::load::schema::posts().fields().len(),
+                    "page {n}: one cell per posts column"
+                );
+                let size: usize = rec.cells.iter().map(cell_bytes).sum();
+                assert!(
+                    size <= 4 * pg.bytes.len() + 16 * 1024,
+                    "page {n}: {} input bytes made {size} bytes of cells",
+                    pg.bytes.len()
+                );
+            }
+            Err(rej) => {
+                rejects += 1;
+                if pg.oversize.is_some() {
+                    assert_eq!(rej.reason, RejectReason::PageTooLarge, "page {n}");
+                } else if !pg.complete {
+                    assert_eq!(rej.reason, RejectReason::Truncated, "page {n}");
+                } else {
+                    assert!(
+                        matches!(
+                            rej.reason,
+                            RejectReason::NoMeta | RejectReason::MissingHash | RejectReason::InvalidHash
+                        ),
+                        "page {n}: reason {:?} for a complete page",
+                        rej.reason
+                    );
+                }
+                assert!(!rej.detail.is_empty());
+            }
+        }
+    }
+    assert!(blank_lines(&data[pos.min(data.len())..]), "non-blank bytes after the last page belong to no page");
+    assert_eq!(records + rejects, pages.len(), "a page was lost");
+    // Only the last page may end without a trailer.
+    for pg in pages.iter().rev().skip(1) {
+        assert!(pg.complete, "a page in the middle of the input is marked truncated");
+    }
+    pages
+}
+
+/// Every check, with the default and with a small page limit; the page boundaries must agree.
+pub fn check_all(data: &[u8]) {
+    let big = check(data, DEFAULT_MAX_PAGE_BYTES);
+    let small = check(data, SMALL_PAGE);
+    let bounds = |v: &[RawPage]| v.iter().map(|p| (p.offset, p.complete)).collect::<Vec<_>>();
+    assert_eq!(bounds(&big), bounds(&small), "page boundaries depend on the page-size limit");
+}
