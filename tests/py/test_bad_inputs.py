@@ -1,0 +1,128 @@
+"""The bad-input matrix: each input imports with issues or is rejected with a reason, never panics,
+loses no page, and the run's peak memory stays under a bound."""
+import os
+import random
+from collections import Counter
+
+import pytest
+
+import faults
+import warehouse as whr
+
+RSS_BOUND_MB = int(os.environ.get("QUARRY_RSS_BOUND_MB", "400"))
+HASH = "00aabbccddeeff0011223344"
+
+
+def page(title="a title", body="a body line.\n", meta="", hash_=HASH, trailer="Similar Posts\n"):
+    return (f"{title}\n{body}alphanode post meta\n{meta}hash: {hash_}\n{trailer}").encode()
+
+
+def write(tmp_path, name, data: bytes):
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+def write_stream(tmp_path, name, chunks):
+    p = tmp_path / name
+    with open(p, "wb") as fh:
+        for c in chunks:
+            fh.write(c)
+    return p
+
+
+def big_line(n_mb):
+    block = b"a" * (1 << 20)
+    for _ in range(n_mb):
+        yield block
+
+
+# name → (file name, how to write it, expected {disposition: count} with reasons, check of the posts row)
+def cases(tmp_path):
+    rng = random.Random(7)
+    return {
+        "empty": lambda: write(tmp_path, "empty.txt", b""),
+        "binary": lambda: write(tmp_path, "binary.txt", rng.randbytes(4 << 20)),
+        "nul_bytes": lambda: write(tmp_path, "nul.txt", page(
+            title="ti\0tle", body="bo\0dy \0 line.\n\0\n", meta="topic: a\0b\nview count: 12\0 34\n")),
+        "line_100mb_no_newline": lambda: write_stream(tmp_path, "line.txt", big_line(100)),
+        # Held whole, this line alone would break the memory bound.
+        "line_300mb_no_newline": lambda: write_stream(tmp_path, "line300.txt", big_line(300)),
+        "page_100mb_many_lines": lambda: write_stream(tmp_path, "manylines.txt",
+                                                      (b"a" * 1023 + b"\n" for _ in range(100 << 10))),
+        "page_without_trailer": lambda: write(tmp_path, "notrailer.txt", page(trailer="")),
+        "only_meta": lambda: write(tmp_path, "onlymeta.txt", b"alphanode post meta\nhash: " + HASH.encode()
+                                   + b"\nSimilar Posts\n"),
+        "repeated_key": lambda: write(tmp_path, "repeat.txt", page(
+            meta="topic: first\ntopic: second\nscore\n- quality: 50\nscore\n- quality: 60\n")),
+        "bullets_100k": lambda: write(tmp_path, "bullets.txt", page(
+            meta="stack\n" + "".join(f"- item {i}\n" for i in range(100_000)))),
+        "meta_value_10mb": lambda: write(tmp_path, "bigvalue.txt", page(
+            meta="summary: " + "word " * (2 << 20) + "\n")),
+    }
+
+
+EXPECT = {
+    "empty": {},
+    "binary": None,  # whatever it is, every page accounted for
+    "nul_bytes": {"imported": 1},
+    "line_100mb_no_newline": {"rejected:page_too_large": 1},
+    "line_300mb_no_newline": {"rejected:page_too_large": 1},
+    "page_100mb_many_lines": {"rejected:page_too_large": 1},
+    "page_without_trailer": {"rejected:truncated": 1},
+    "only_meta": {"imported": 1},
+    "repeated_key": {"imported": 1},
+    "bullets_100k": {"imported": 1},
+    "meta_value_10mb": {"imported": 1},
+}
+
+
+def dispositions(wh) -> Counter:
+    out = Counter()
+    posts = whr.read_table(wh, "posts", columns=["hash"])
+    out["imported"] += whr.num_rows(posts)
+    rejects = whr.read_table(wh, "rejects", columns=["reason"])
+    for r in ([] if rejects is None else rejects["reason"].to_pylist()):
+        out[f"rejected:{r}"] += 1
+    dups = whr.read_table(wh, "duplicates", columns=["hash"])
+    out["duplicate"] += whr.num_rows(dups)
+    return Counter({k: v for k, v in out.items() if v})
+
+
+@pytest.mark.parametrize("name", list(EXPECT))
+def test_bad_input(quarry_binary, tmp_path, name):
+    path = cases(tmp_path)[name]()
+    wh = tmp_path / "wh"
+    run = faults.import_measured(wh, path)
+    assert "panicked" not in run.stderr, run
+    assert run.rc == 0, run
+    assert run.peak_rss_mb < RSS_BOUND_MB, f"{name}: peak RSS over {RSS_BOUND_MB} MB: {run}"
+    problems = faults.accounting_problems(wh)
+    assert not problems, "\n".join(problems)
+    runs = whr.runs_in_order(wh)
+    assert len(runs) == 1 and runs[0]["files"] == 1, runs
+    got = dispositions(wh)
+    if EXPECT[name] is not None:
+        assert got == Counter(EXPECT[name]), f"{name}: {dict(got)}"
+    else:
+        assert sum(got.values()) == runs[0]["pages"]
+    posts = whr.read_table(wh, "posts")
+    row = posts.to_pylist()[0] if posts is not None and posts.num_rows == 1 else None
+    if name == "nul_bytes":
+        assert row["title"] == "ti\0tle" and row["topic"] == "a\0b", row
+        assert row["view_count"] is None and row["issues"] == ["view_count:unparsable"], row
+    elif name == "only_meta":
+        assert row["hash"] == HASH and row["title"] is None and row["body"] is None, row
+    elif name == "repeated_key":
+        assert row["topic"] == "first" and row["quality_score"] == 50, row
+        assert row["unparsed_meta"] == ["topic: second", "score", "- quality: 60"], row["unparsed_meta"]
+    elif name == "bullets_100k":
+        assert len(row["stack"]) == 100_000 and row["stack"][-1] == "item 99999"
+    elif name == "meta_value_10mb":
+        assert len(row["summary"]) == len("word " * (2 << 20)) - 1
+    elif name in ("line_100mb_no_newline", "line_300mb_no_newline", "page_100mb_many_lines",
+                  "page_without_trailer"):
+        rej = whr.read_table(wh, "rejects").to_pylist()[0]
+        assert rej["source_offset"] == 0 and rej["detail"], rej
+        if name != "page_without_trailer":
+            assert len(rej["raw"]) == 64 << 20, len(rej["raw"])
