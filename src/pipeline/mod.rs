@@ -207,22 +207,90 @@ impl Pipeline {
     pub fn from_toml(path: &Path, text: &str) -> Result<Pipeline, ConfigError> {
         let ctx = Ctx { file: path, text };
         let cfg: PipelineConfig = toml::from_str(text).map_err(|e| {
-            let message = e.message().trim().lines().map(str::trim).collect::<Vec<_>>().join("; ");
+            let message = toml_error_message(&e);
             ctx.err(e.span(), toml_error_key(text, &message, e.span()), message)
         })?;
         build(&ctx, cfg)
     }
 }
 
-/// The key a TOML error is about: the missing field it names, or the key written on its line.
-fn toml_error_key(text: &str, message: &str, span: Option<Range<usize>>) -> String {
-    if let Some(rest) = message.strip_prefix("missing field `") {
-        return rest.split('`').next().unwrap_or(rest).to_string();
+/// Messages of errors in the data (the file is TOML, but not a pipeline); any other is a syntax error.
+const DATA_ERRORS: [&str; 7] = [
+    "unknown field",
+    "missing field",
+    "unknown variant",
+    "invalid type",
+    "invalid value",
+    "invalid length",
+    "duplicate",
+];
+
+/// A TOML error's message, with what valid TOML looks like when the file is not TOML at all.
+fn toml_error_message(e: &toml::de::Error) -> String {
+    let message = e.message().trim().lines().map(str::trim).collect::<Vec<_>>().join("; ");
+    if DATA_ERRORS.iter().any(|d| message.starts_with(d)) {
+        message
+    } else {
+        format!(
+            "not valid TOML: {message}; expected `key = value` lines (strings quoted and closed on their line), \
+             `[table]` and `[[array-of-tables]]` headers"
+        )
     }
-    let Some(span) = span else { return "(file)".into() };
-    let start = text[..span.start.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
-    let line = text[start..].lines().next().unwrap_or("");
-    line.split_once('=').map_or(line, |(k, _)| k).trim().to_string()
+}
+
+/// The key a TOML error is about, with the table it is in (`output.bogus`, `entry[3].kind`): the
+/// missing field it names, or the key written on its line.
+fn toml_error_key(text: &str, message: &str, span: Option<Range<usize>>) -> String {
+    let Some(span) = span else {
+        return match message.strip_prefix("missing field `") {
+            Some(rest) => rest.split('`').next().unwrap_or(rest).to_string(),
+            None => "(file)".into(),
+        };
+    };
+    let at = span.start.min(text.len());
+    let key = if let Some(rest) = message.strip_prefix("missing field `") {
+        rest.split('`').next().unwrap_or(rest).to_string()
+    } else {
+        let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line = text[start..].lines().next().unwrap_or("");
+        line.split_once('=').map_or(line, |(k, _)| k).trim().to_string()
+    };
+    match table_path(text, at) {
+        t if t.is_empty() || key.starts_with('[') => key,
+        t => format!("{t}.{key}"),
+    }
+}
+
+/// The table that the line holding byte `at` belongs to: `page`, `entry[3]` (the fourth
+/// `[[entry]]`), or empty at the top level.
+fn table_path(text: &str, at: usize) -> String {
+    let mut path = String::new();
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        if start > at {
+            break;
+        }
+        start += line.len();
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let name = name.trim().to_string();
+            let n = match seen.iter_mut().find(|(k, _)| *k == name) {
+                Some((_, n)) => {
+                    *n += 1;
+                    *n
+                }
+                None => {
+                    seen.push((name.clone(), 0));
+                    0
+                }
+            };
+            path = format!("{name}[{n}]");
+        } else if let Some(name) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            path = name.trim().to_string();
+        }
+    }
+    path
 }
 
 fn build(ctx: &Ctx, cfg: PipelineConfig) -> Result<Pipeline, ConfigError> {
@@ -584,7 +652,7 @@ mod tests {
         let text = ALPHANODE.replace("batch_rows = 8192", "batch_rows = 8192\nbogus = 1");
         let e = load(&text).unwrap_err();
         assert!(e.message.contains("unknown field"), "{e}");
-        assert_eq!(e.key, "bogus");
+        assert_eq!(e.key, "output.bogus");
         assert!(e.line > 1, "{e}");
         assert!(e.to_string().starts_with("p.toml:"), "{e}");
     }
@@ -634,5 +702,27 @@ mod tests {
         let text = ALPHANODE.replace("value = \"hash\"", "value = \"text\"");
         let e = load(&text).unwrap_err();
         assert!(e.message.contains("hash"), "{e}");
+    }
+
+    #[test]
+    fn keys_of_errors_name_their_table() {
+        let text = ALPHANODE.replacen("kind = \"list\"\n", "", 1);
+        let e = load(&text).unwrap_err();
+        assert_eq!(e.key, "entry[10].kind", "{e}");
+        assert!(text.lines().nth(e.line - 1).unwrap().starts_with("[[entry]]"), "{e}");
+        let text = ALPHANODE.replacen("value = \"int\"", "value = \"integer\"", 1);
+        let e = load(&text).unwrap_err();
+        assert_eq!(e.key, "entry[7].value", "{e}");
+        assert!(e.message.contains("`score`"), "{e}");
+    }
+
+    #[test]
+    fn a_syntax_error_says_what_toml_looks_like() {
+        let text = ALPHANODE.replacen("key = \"summary\"", "key = \"summary", 1);
+        let e = load(&text).unwrap_err();
+        assert!(e.message.starts_with("not valid TOML: "), "{e}");
+        assert!(e.message.contains("key = value"), "{e}");
+        assert_eq!(e.key, "entry[1].key", "{e}");
+        assert_eq!(text.lines().nth(e.line - 1), Some("key = \"summary"), "{e}");
     }
 }

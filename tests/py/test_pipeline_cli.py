@@ -16,6 +16,13 @@ def line_of(text, needle, nth=1):
     return hits[nth - 1]
 
 
+def in_entry(text, needle, field):
+    """`entry[N].field` for the [[entry]] table holding the line with `needle`."""
+    line = line_of(text, needle)
+    n = sum(1 for l in text.splitlines()[:line] if l.strip() == "[[entry]]")
+    return f"entry[{n - 1}].{field}"
+
+
 def edit(old, new, count=1):
     assert old in GOOD, old
     return GOOD.replace(old, new, count)
@@ -24,29 +31,36 @@ def edit(old, new, count=1):
 # name → (pipeline text, the line the message must name (a needle of the edited text), the key,
 #         words of what would be valid)
 CASES = {
-    "malformed_toml": (edit('key = "summary"', 'key = "summary'), 'key = "summary', "key",
-                       ["string"]),
+    "malformed_toml": (edit('key = "summary"', 'key = "summary'), 'key = "summary',
+                       lambda t: in_entry(t, 'key = "summary', "key"), ["not valid TOML", "`key = value`"]),
     "invalid_regex": (edit(r"trailer = '(?i)^similar\s+posts$'", r"trailer = '(?i)^similar[\s+posts$'"),
                       "trailer = ", "page.trailer", ["invalid regular expression", "unclosed character class"]),
-    "unknown_key": (edit("zstd_level = 3", "zstd_level = 3\nzstd_levle = 4"), "zstd_levle", "zstd_levle",
+    "unknown_key": (edit("zstd_level = 3", "zstd_level = 3\nzstd_levle = 4"), "zstd_levle", "output.zstd_levle",
                     ["unknown field", "batch_rows", "row_group_rows", "zstd_level"]),
-    "unknown_key_in_entry": (edit('key = "topic"', 'key = "topic"\ncolumm = "topic"'), "columm", "columm",
+    "unknown_key_in_entry": (edit('key = "topic"', 'key = "topic"\ncolumm = "topic"'), "columm",
+                             lambda t: in_entry(t, "columm", "columm"),
                              ["unknown field", "column", "kind", "value"]),
     "missing_required_key": (edit('key = "difficulty"\nkind = "scalar"\n', 'key = "difficulty"\n'),
                              # the line of the table that lacks it: the `[[entry]]` header above
-                             ('key = "difficulty"', -1), "kind", ["missing field `kind`"]),
+                             ('key = "difficulty"', -1), lambda t: in_entry(t, 'key = "difficulty"', "kind"),
+                             ["missing field `kind`"]),
     "missing_top_level_key": (edit('name = "alphanode"\n', ""), None, "name", ["missing field `name`"]),
     "unknown_value_type": (edit('value = "int"\ncolumn = "view_count"', 'value = "integer"\ncolumn = "view_count"'),
-                           'value = "integer"', "value",
+                           'value = "integer"', lambda t: in_entry(t, 'value = "integer"', "value"),
                            ["unknown variant `integer`", "text", "int", "score", "date", "flag", "hash"]),
-    "unknown_kind": (edit('kind = "objects"', 'kind = "object"'), 'kind = "object"', "kind",
+    "unknown_kind": (edit('kind = "objects"', 'kind = "object"'), 'kind = "object"',
+                     lambda t: in_entry(t, 'kind = "object"', "kind"),
                      ["unknown variant `object`", "scalar", "list", "pairs", "objects"]),
     "wrong_value_type_for_column": (edit('value = "int"\ncolumn = "view_count"',
                                          'value = "date"\ncolumn = "view_count"'),
-                                    'column = "view_count"', 'entry[8] (key "view count").value',
+                                    'column = "view_count"',
+                                    lambda t: in_entry(t, 'column = "view_count"', "value").replace(
+                                        "].value", '] (key "view count").value'),
                                     ["cannot fill column", "int64"]),
     "unknown_column": (edit('column = "ai_brief"', 'column = "ai_brif"'), 'column = "ai_brif"',
-                       'entry[2] (key "ai brief").column', ["no column \"ai_brif\"", "expected one of", "ai_brief"]),
+                       lambda t: in_entry(t, 'column = "ai_brif"', "column").replace(
+                           "].column", '] (key "ai brief").column'),
+                       ["no column \"ai_brif\"", "expected one of", "ai_brief"]),
 }
 
 
@@ -68,6 +82,8 @@ def test_broken_pipeline_is_named_precisely(quarry_binary, tmp_path, name):
         needle, delta = needle if isinstance(needle, tuple) else (needle, 0)
         want = line_of(text, needle) + delta
         assert line == want, f"line {line}, expected {want}: {msg}"
+    if callable(key):
+        key = key(text)
     assert got_key == key, msg
     for word in valid:
         assert word in message, f"{word!r} missing from: {msg}"
