@@ -24,4 +24,4 @@ export RUSTC_BOOTSTRAP=1
 # One libFuzzer process (no -jobs/-workers): one core, and its statistics on stderr.
 exec cargo fuzz run --sanitizer "${FUZZ_SANITIZER:-address}" extract corpus/extract -- \
     -max_total_time="$SECONDS_TO_RUN" -max_len="${FUZZ_MAX_LEN:-16384}" -rss_limit_mb=1024 \
-    -malloc_limit_mb=512 -timeout=10 -print_final_stats=1
+    -malloc_limit_mb=512 -timeout=10 -print_final_stats=1 -dict=extract.dict
