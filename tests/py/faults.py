@@ -28,11 +28,11 @@ class Run:
         return f"exit {self.rc}, peak RSS {self.peak_rss_mb:.0f} MB, {self.seconds:.1f} s\nstderr:\n{self.stderr[-3000:]}"
 
 
-def measured(args, env=None, prefix=(), timeout=900) -> Run:
+def measured(args, env=None, prefix=(), timeout=900, binary=None, cwd=None) -> Run:
     """Runs quarry (cwd = repo root) and returns its exit code, stderr and peak RSS (from wait4)."""
     with tempfile.TemporaryFile() as err:
         t0 = time.monotonic()
-        proc = subprocess.Popen([*prefix, str(whr.quarry_bin()), *map(str, args)], cwd=whr.REPO_ROOT,
+        proc = subprocess.Popen([*prefix, str(binary or whr.quarry_bin()), *map(str, args)], cwd=cwd or whr.REPO_ROOT,
                                 env=whr._env(env), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         deadline = t0 + timeout
         while True:
@@ -50,9 +50,9 @@ def measured(args, env=None, prefix=(), timeout=900) -> Run:
     return Run(proc.returncode, text, usage.ru_maxrss / 1024, time.monotonic() - t0)
 
 
-def import_measured(warehouse, *inputs, env=None, prefix=(), pipeline=whr.PIPELINE) -> Run:
+def import_measured(warehouse, *inputs, env=None, prefix=(), pipeline=whr.PIPELINE, binary=None, cwd=None) -> Run:
     args = ["import", "--pipeline", pipeline, "--output", str(warehouse), "--quiet", *map(str, inputs)]
-    return measured(args, env=env, prefix=prefix)
+    return measured(args, env=env, prefix=prefix, binary=binary, cwd=cwd)
 
 
 def accounting_problems(warehouse) -> list[str]:
@@ -87,16 +87,33 @@ def world_dir():
         shutil.rmtree(d, ignore_errors=True)
 
 
-def nobody_can_run_quarry() -> str | None:
-    """None when setpriv works and nobody can execute the binary; otherwise why not."""
-    if os.geteuid() != 0:
-        return "not root: cannot switch to an unprivileged user (and permissions would apply anyway)"
-    if shutil.which("setpriv") is None:
-        return "setpriv not installed"
-    r = subprocess.run([*SETPRIV, str(whr.quarry_bin()), "--version"], capture_output=True)
-    if r.returncode != 0:
-        return f"nobody cannot run {whr.quarry_bin()}: {r.stderr.decode(errors='replace').strip()}"
-    return None
+class Nobody:
+    """Runs quarry as an unprivileged user, from copies of the binary and the pipeline in a folder
+    everyone can read (the repository may sit where nobody can reach, e.g. under /root)."""
+
+    def __init__(self, home: Path):
+        self.home = home
+        self.binary = home / "quarry"
+        self.pipeline = home / "pipeline.toml"
+        shutil.copy(whr.quarry_bin(), self.binary)
+        shutil.copy(whr.REPO_ROOT / whr.PIPELINE, self.pipeline)
+        self.binary.chmod(0o755)
+        self.pipeline.chmod(0o644)
+
+    def why_not(self) -> str | None:
+        """None when setpriv works and nobody can run the binary; otherwise why not."""
+        if os.geteuid() != 0:
+            return "not root: cannot switch to an unprivileged user (and permissions would apply anyway)"
+        if shutil.which("setpriv") is None:
+            return "setpriv not installed"
+        r = subprocess.run([*SETPRIV, str(self.binary), "--version"], capture_output=True, cwd=self.home)
+        if r.returncode != 0:
+            return f"nobody cannot run {self.binary}: {r.stderr.decode(errors='replace').strip()}"
+        return None
+
+    def import_(self, warehouse, *inputs) -> Run:
+        return import_measured(warehouse, *inputs, prefix=SETPRIV, pipeline=str(self.pipeline),
+                               binary=self.binary, cwd=self.home)
 
 
 def mount_tmpfs(path: Path, size: str) -> str | None:

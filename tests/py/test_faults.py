@@ -143,22 +143,25 @@ def test_disk_full_is_a_clear_error_and_changes_nothing(fixture_corpus, small_di
 # ---- permissions: run as an unprivileged user (root ignores permissions) ---------------------
 
 @pytest.fixture
-def as_nobody(quarry_binary):
-    why = faults.nobody_can_run_quarry()
-    if why:
-        pytest.skip(why)
-    return faults.SETPRIV
-
-
-@pytest.fixture
 def open_dir():
     with faults.world_dir() as d:
         yield d
 
 
-def nobody_import(prefix, warehouse, *inputs):
-    return faults.import_measured(warehouse, *inputs, prefix=prefix,
-                                  pipeline=str(whr.REPO_ROOT / whr.PIPELINE))
+@pytest.fixture
+def as_nobody(quarry_binary, open_dir):
+    bin_dir = open_dir / "bin"
+    bin_dir.mkdir()
+    bin_dir.chmod(0o755)
+    nobody = faults.Nobody(bin_dir)
+    why = nobody.why_not()
+    if why:
+        pytest.skip(why)
+    return nobody
+
+
+def nobody_import(nobody, warehouse, *inputs):
+    return nobody.import_(warehouse, *inputs)
 
 
 def seed_copy(dst: Path) -> Path:
