@@ -371,3 +371,23 @@ def test_two_imports_at_once_with_wait_both_finish(fixture_corpus, tmp_path):
     assert_runs_not_interleaved(wh)
     problems = faults.accounting_problems(wh)
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name,data", [
+    ("empty.txt.gz", b""),
+    ("empty.txt.zst", b""),
+    ("plain-text.txt.gz", (whr.FIXTURES / "seed-page.txt").read_bytes()),
+    ("plain-text.txt.zst", (whr.FIXTURES / "seed-page.txt").read_bytes()),
+    ("header-only.txt.gz", gzip.compress(b"")[:10]),
+])
+def test_a_file_that_is_not_what_its_name_says(quarry_binary, tmp_path, name, data):
+    """Not gzip or zstd at all: a file-level reject (unreadable_file) naming the file, exit 4."""
+    (tmp_path / name).write_bytes(data)
+    wh = tmp_path / "wh"
+    run = faults.import_measured(wh, tmp_path / name)
+    assert run.rc == 4 and "panicked" not in run.stderr, run
+    rejects = whr.read_table(wh, "rejects").to_pylist()
+    assert [r["reason"] for r in rejects] == ["unreadable_file"], rejects
+    assert name in rejects[0]["detail"], rejects[0]["detail"]
+    problems = faults.accounting_problems(wh)
+    assert not problems, "\n".join(problems)
