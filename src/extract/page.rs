@@ -153,7 +153,7 @@ impl<'p> PageBuilder<'p> {
     fn new(p: &'p Pipeline) -> Self {
         PageBuilder {
             p,
-            cells: vec![Cell::Null; schema::posts().fields().len()],
+            cells: vec![Cell::Null; schema::posts_ref().fields().len()],
             issues: Vec::new(),
             extra: Vec::new(),
             unparsed: Vec::new(),
@@ -244,8 +244,7 @@ impl<'p> PageBuilder<'p> {
 
     /// Parses `raw` as `value` into column `col`; records an issue when it does not parse.
     fn set(&mut self, col: usize, value: ValueType, lowercase: bool, raw: &str) -> bool {
-        let posts = schema::posts();
-        let field = posts.field(col);
+        let field = schema::posts_ref().field(col);
         let problem = |me: &mut Self, pr: ValueProblem| {
             me.issue(format!("{}:{}", field.name(), pr.code()));
             false
@@ -442,7 +441,7 @@ impl<'p> PageBuilder<'p> {
 }
 
 fn struct_width(col: usize) -> usize {
-    match schema::posts().field(col).data_type() {
+    match schema::posts_ref().field(col).data_type() {
         DataType::Struct(f) => f.len(),
         DataType::List(item) => match item.data_type() {
             DataType::Struct(f) => f.len(),

@@ -42,6 +42,11 @@ pub fn extra_meta_type() -> DataType {
 
 /// The `posts` table: one row per unique hash.
 pub fn posts() -> SchemaRef {
+    posts_ref().clone()
+}
+
+/// The `posts` schema without touching its reference count (for hot loops).
+pub fn posts_ref() -> &'static SchemaRef {
     static S: OnceLock<SchemaRef> = OnceLock::new();
     S.get_or_init(|| {
         let mut f = vec![
@@ -103,7 +108,6 @@ pub fn posts() -> SchemaRef {
         ]);
         Arc::new(Schema::new(f))
     })
-    .clone()
 }
 
 /// The `rejects` table: pages that could not be imported, with their raw bytes.
