@@ -369,6 +369,27 @@ fn entities_entry() -> impl Strategy<Value = Entry> {
     })
 }
 
+fn image_sources_entry() -> impl Strategy<Value = Entry> {
+    // A URL keeps an ampersand that starts no reference (`?w=1&q=80`).
+    prop::collection::vec((select(WORDS), 1..999u32, text()), 1..4).prop_flat_map(|objs| {
+        let url = |w: &str, n: u32| format!("https://img.example/{w}/{n}.jpg?w={n}&q=80");
+        let items: Vec<(&'static str, String)> = objs
+            .iter()
+            .flat_map(|(w, n, (raw, _))| [("source", w.to_string()), ("url", url(w, *n)), ("caption", raw.clone())])
+            .collect();
+        let want = Cell::Objects(
+            objs.iter()
+                .map(|(w, n, (_, dec))| vec![Some(w.to_string()), Some(url(w, *n)), Some(dec.clone())])
+                .collect(),
+        );
+        pairs_lines("image sources", items).prop_map(move |lines| Entry {
+            lines,
+            expect: vec![("image_sources", want.clone())],
+            extra: None,
+        })
+    })
+}
+
 fn tags_entry() -> impl Strategy<Value = Entry> {
     (select(&["tags", "hashtags"][..]), prop::collection::vec((bullet(), text()), 1..4)).prop_map(|(key, items)| {
         let mut lines = vec![key.to_string()];
@@ -417,6 +438,7 @@ fn meta_entries() -> impl Strategy<Value = Vec<Entry>> {
         opt(payload_entry()),
         opt(outline_entry()),
         opt(entities_entry()),
+        opt(image_sources_entry()),
         opt(tags_entry()),
     ];
     all.prop_map(|v| v.into_iter().flatten().collect())
