@@ -581,7 +581,9 @@ proptest! {
             file.push('\u{feff}');
         }
         let mut expects = Vec::new();
+        let mut offsets = Vec::new();
         for g in &pages {
+            offsets.push(file.len() as u64);
             let (lines, expect) = render(g, l.meta_marker, l.trailer);
             for line in lines {
                 file.push_str(&line);
@@ -592,6 +594,8 @@ proptest! {
         }
         let split: Vec<_> = PageSplitter::new(file.as_bytes(), &p.trailer).collect::<Result<_, _>>().unwrap();
         prop_assert_eq!(split.len(), pages.len(), "pages split from:\n{}", file);
+        let got: Vec<u64> = split.iter().map(|r| r.offset).collect();
+        prop_assert_eq!(got, offsets, "page offsets in:\n{}", file);
         for (raw, expect) in split.iter().zip(&expects) {
             prop_assert!(raw.complete);
             let text = String::from_utf8_lossy(&raw.bytes).into_owned();
