@@ -8,7 +8,7 @@
 
 use std::sync::OnceLock;
 
-use quarry::extract::record::{Cell, RejectReason};
+use quarry::extract::record::{Cell, Record, RejectReason};
 use quarry::extract::split::{PageSplitter, RawPage, DEFAULT_MAX_PAGE_BYTES};
 use quarry::extract::text::is_blank;
 use quarry::import::extract_raw;
@@ -38,6 +38,42 @@ fn cell_bytes(c: &Cell) -> usize {
         Cell::Struct(v) => v.iter().map(|s| s.as_ref().map_or(8, |s| s.len() + 8)).sum(),
         Cell::Objects(v) => v.iter().flatten().map(|s| s.as_ref().map_or(8, |s| s.len() + 8)).sum(),
         Cell::Map(v) => v.iter().map(|(k, vs)| k.len() + vs.iter().map(|s| s.len() + 8).sum::<usize>()).sum(),
+    }
+}
+
+/// What any record must satisfy, whatever its page said.
+fn check_record(rec: &Record, raw: &[u8], n: usize) {
+    let p = pipeline();
+    let c = &p.cols;
+    assert_eq!(rec.cells[c.hash], Cell::Text(rec.hash.clone()), "page {n}: hash cell");
+    let text = String::from_utf8_lossy(raw);
+    // unparsed_meta keeps lines as written (trailing white space removed, nothing decoded).
+    if let Cell::List(lines) = &rec.cells[c.unparsed_meta] {
+        for l in lines {
+            assert!(!l.is_empty() && !l.contains('\n'), "page {n}: unparsed line {l:?}");
+            assert!(text.contains(l.as_str()), "page {n}: unparsed line {l:?} is not in the page");
+        }
+    }
+    // Issues: known codes, each once; invalid_utf8 exactly when the bytes are not UTF-8.
+    let Cell::List(issues) = &rec.cells[c.issues] else { panic!("page {n}: issues cell {:?}", rec.cells[c.issues]) };
+    let mut seen = std::collections::HashSet::new();
+    for code in issues {
+        assert!(seen.insert(code), "page {n}: issue {code} twice");
+        assert!(
+            code == "invalid_utf8" || code.ends_with(":unparsable") || code.ends_with("_score:out_of_range"),
+            "page {n}: unknown issue code {code}"
+        );
+    }
+    assert_eq!(seen.contains(&"invalid_utf8".to_string()), std::str::from_utf8(raw).is_err(), "page {n}: invalid_utf8");
+    assert_eq!(rec.has_issues, !issues.is_empty(), "page {n}: has_issues");
+    // One-line values stay on one line.
+    for col in [c.title] {
+        if let Cell::Text(t) = &rec.cells[col] {
+            assert!(!t.contains('\n') && !t.is_empty(), "page {n}: title {t:?}");
+        }
+    }
+    if let Cell::List(hs) = &rec.cells[c.headings] {
+        assert!(hs.iter().all(|h| !h.contains('\n') && !h.is_empty()), "page {n}: headings {hs:?}");
     }
 }
 
@@ -89,6 +125,7 @@ pub fn check(data: &[u8], max_page: usize) -> Vec<RawPage> {
                     quarry::load::schema::posts().fields().len(),
                     "page {n}: one cell per posts column"
                 );
+                check_record(&rec, &pg.bytes, n);
                 let size: usize = rec.cells.iter().map(cell_bytes).sum();
                 assert!(
                     size <= 4 * pg.bytes.len() + 16 * 1024,

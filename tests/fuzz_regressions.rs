@@ -48,10 +48,19 @@ fn samples_pass_the_fuzz_oracle() {
     }
 }
 
+/// Kept findings; `QUARRY_FUZZ_DIR=fuzz/corpus/extract` also replays a whole corpus without
+/// instrumentation (to triage a new oracle rule quickly).
 #[test]
 fn kept_fuzz_inputs_pass_the_oracle() {
-    for f in files_below(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions")) {
-        check::check_all(&std::fs::read(&f).unwrap());
+    let mut files = files_below(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions"));
+    if let Some(dir) = std::env::var_os("QUARRY_FUZZ_DIR") {
+        files.extend(files_below(Path::new(&dir)));
+    }
+    for f in files {
+        let data = std::fs::read(&f).unwrap();
+        if let Err(e) = std::panic::catch_unwind(|| check::check_all(&data)) {
+            panic!("{}: {}", f.display(), e.downcast_ref::<String>().map_or("(panic)", |s| s.as_str()));
+        }
     }
 }
 
