@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -405,6 +406,59 @@ pub fn extract_raw(p: &Pipeline, pg: &RawPage, max_page: usize) -> Result<Record
     page::extract(p, &pg.bytes, pg.complete)
 }
 
+/// What the splitter thread hands to the extracting thread, in file order.
+enum SplitMsg {
+    /// The next pages of the file.
+    Pages(Vec<RawPage>),
+    /// The stream failed at decompressed byte `at`; `partial` is the page it was in.
+    Failed { error: io::Error, partial: Option<RawPage>, at: u64 },
+    /// The file is read: its decompressed size.
+    Done { bytes: u64 },
+}
+
+/// Splits one file into chunks of pages and sends them on; stops early when the receiver is gone.
+fn split_file(
+    reader: Box<dyn BufRead + Send + '_>,
+    trailer: &regex::Regex,
+    max_page: usize,
+    tx: &SyncSender<SplitMsg>,
+) {
+    let mut splitter = PageSplitter::with_max_page(reader, trailer, max_page);
+    let mut chunk: Vec<RawPage> = Vec::new();
+    let mut chunk_bytes = 0;
+    let mut failure = None;
+    loop {
+        match splitter.next() {
+            Some(Ok(pg)) => {
+                chunk_bytes += pg.bytes.len();
+                chunk.push(pg);
+                if chunk.len() < CHUNK_PAGES && chunk_bytes < CHUNK_BYTES {
+                    continue;
+                }
+            }
+            Some(Err(error)) => {
+                let at = splitter.bytes_read();
+                failure = Some(SplitMsg::Failed { error, partial: splitter.take_partial(), at });
+            }
+            None => {}
+        }
+        let last = failure.is_some() || chunk.len() < CHUNK_PAGES && chunk_bytes < CHUNK_BYTES;
+        if !chunk.is_empty() && tx.send(SplitMsg::Pages(std::mem::take(&mut chunk))).is_err() {
+            return;
+        }
+        chunk_bytes = 0;
+        if last {
+            break;
+        }
+    }
+    if let Some(f) = failure {
+        if tx.send(f).is_err() {
+            return;
+        }
+    }
+    let _ = tx.send(SplitMsg::Done { bytes: splitter.bytes_read() });
+}
+
 /// Runs one import into a warehouse. Errors are configuration, input or output failures; bad pages
 /// are data (rejects) and do not fail the run.
 pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result<RunSummary> {
@@ -448,54 +502,41 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
         let name = f.display().to_string();
         let file_clock = Instant::now();
         let before = st.summary.clone();
-        let mut splitter = PageSplitter::with_max_page(reader, &p.trailer, opts.max_page_bytes);
-        let mut chunk: Vec<RawPage> = Vec::new();
-        let mut chunk_bytes = 0;
-        let mut seen = 0u64;
-        loop {
-            let next = match splitter.next() {
-                Some(Ok(pg)) => {
-                    chunk_bytes += pg.bytes.len();
-                    chunk.push(pg);
-                    Some(Ok(()))
-                }
-                Some(Err(e)) => Some(Err(e)),
-                None => None,
-            };
-            let end = !matches!(next, Some(Ok(())));
-            if end || chunk.len() >= CHUNK_PAGES || chunk_bytes >= CHUNK_BYTES {
-                let pages = std::mem::take(&mut chunk);
-                chunk_bytes = 0;
-                let max = opts.max_page_bytes;
-                let results: Vec<_> = pool.install(|| pages.par_iter().map(|pg| extract_raw(p, pg, max)).collect());
-                st.take(&name, pages, results)?;
-                let now = counter.load(Ordering::Relaxed);
-                progress.advance(now - seen, st.summary.pages);
-                seen = now;
-            }
-            match next {
-                Some(Ok(_)) => {}
-                None => break,
-                Some(Err(e)) => {
-                    let partial = splitter.take_partial();
-                    let offset = partial.as_ref().map_or(splitter.bytes_read(), |pg| pg.offset);
-                    let raw = partial.map(|pg| pg.bytes).unwrap_or_default();
-                    let detail = format!(
-                        "{name}: cannot read past byte {} of the decompressed stream: {e}",
-                        splitter.bytes_read()
-                    );
-                    progress.warn(&detail);
-                    st.summary.pages += 1;
-                    st.reject(&name, offset, Reject { reason: RejectReason::UnreadableFile, detail }, raw)?;
-                    st.summary.bad_files.push(name.clone());
-                    break;
+        // The splitter reads ahead on its own thread while the pool extracts the chunk before.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<SplitMsg>(2);
+        let max = opts.max_page_bytes;
+        let mut bytes_read = 0;
+        std::thread::scope(|scope| -> Result<()> {
+            scope.spawn(move || split_file(reader, &p.trailer, max, &tx));
+            let mut seen = 0u64;
+            for msg in &rx {
+                match msg {
+                    SplitMsg::Pages(pages) => {
+                        let results: Vec<_> =
+                            pool.install(|| pages.par_iter().map(|pg| extract_raw(p, pg, max)).collect());
+                        st.take(&name, pages, results)?;
+                        let now = counter.load(Ordering::Relaxed);
+                        progress.advance(now - seen, st.summary.pages);
+                        seen = now;
+                    }
+                    SplitMsg::Failed { error, partial, at } => {
+                        let offset = partial.as_ref().map_or(at, |pg| pg.offset);
+                        let raw = partial.map(|pg| pg.bytes).unwrap_or_default();
+                        let detail = format!("{name}: cannot read past byte {at} of the decompressed stream: {error}");
+                        progress.warn(&detail);
+                        st.summary.pages += 1;
+                        st.reject(&name, offset, Reject { reason: RejectReason::UnreadableFile, detail }, raw)?;
+                        st.summary.bad_files.push(name.clone());
+                    }
+                    SplitMsg::Done { bytes } => bytes_read = bytes,
                 }
             }
-        }
-        st.summary.bytes_read += splitter.bytes_read();
-        let now = counter.load(Ordering::Relaxed);
-        progress.advance(now.saturating_sub(seen), st.summary.pages);
-        progress.file_done(&name, &file_counts(&before, &st.summary, splitter.bytes_read(), file_clock));
+            let now = counter.load(Ordering::Relaxed);
+            progress.advance(now.saturating_sub(seen), st.summary.pages);
+            Ok(())
+        })?;
+        st.summary.bytes_read += bytes_read;
+        progress.file_done(&name, &file_counts(&before, &st.summary, bytes_read, file_clock));
         if let Some(d) = digest {
             read_files.push((d, name));
         }

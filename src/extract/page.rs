@@ -123,19 +123,23 @@ pub fn extract(p: &Pipeline, raw: &[u8], complete: bool) -> Result<Record, Rejec
 
 /// Hash of the normalized title and body (lower case, white space folded), to find one text under two hashes.
 pub fn fingerprint(title: &str, body: &str) -> String {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut norm = Vec::with_capacity(title.len() + body.len() + 1);
     for (n, part) in [title, body].into_iter().enumerate() {
         if n > 0 {
-            h.update(b"\x00");
+            norm.push(0);
         }
         for (k, word) in part.split_whitespace().enumerate() {
             if k > 0 {
-                h.update(b" ");
+                norm.push(b' ');
             }
-            h.update(word.to_lowercase().as_bytes());
+            if word.is_ascii() {
+                norm.extend(word.bytes().map(|b| b.to_ascii_lowercase()));
+            } else {
+                norm.extend_from_slice(word.to_lowercase().as_bytes());
+            }
         }
     }
-    format!("{:032x}", h.digest128())
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&norm))
 }
 
 struct PageBuilder<'p> {

@@ -35,6 +35,7 @@ enum State {
 enum LineKind {
     Blank,
     Bullet,
+    Trailer,
     Other,
 }
 
@@ -89,19 +90,25 @@ impl<'a, R: BufRead> PageSplitter<'a, R> {
         (self.state != State::Between).then(|| self.emit(false))
     }
 
+    /// Blank, bullet, trailer or any other line (one UTF-8 check per line; lossy only when invalid).
     fn classify(&self, line: &[u8]) -> LineKind {
-        let s = String::from_utf8_lossy(line);
-        if is_blank(&s) {
+        let lossy;
+        let s = match std::str::from_utf8(line) {
+            Ok(s) => s,
+            Err(_) => {
+                lossy = String::from_utf8_lossy(line);
+                &lossy
+            }
+        };
+        if is_blank(s) {
             LineKind::Blank
-        } else if bullet_item(&s).is_some() {
+        } else if bullet_item(s).is_some() {
             LineKind::Bullet
+        } else if self.trailer.is_match(trim(s)) {
+            LineKind::Trailer
         } else {
             LineKind::Other
         }
-    }
-
-    fn is_trailer(&self, line: &[u8]) -> bool {
-        self.trailer.is_match(trim(&String::from_utf8_lossy(line)))
     }
 
     fn push(&mut self, keep: bool) {
@@ -199,16 +206,14 @@ impl<R: BufRead> Iterator for PageSplitter<'_, R> {
                 (State::Between, _) => self.start(start),
                 (State::InPage, LineKind::Blank) => self.push(false),
                 (State::InPage, LineKind::Bullet) => self.push(true),
-                (State::InPage, LineKind::Other) => {
-                    let trailer = self.is_trailer(&self.line);
+                (State::InPage, LineKind::Other) => self.push(true),
+                (State::InPage, LineKind::Trailer) => {
                     self.push(true);
-                    if trailer {
-                        self.state = State::AfterTrailer;
-                    }
+                    self.state = State::AfterTrailer;
                 }
                 (State::AfterTrailer, LineKind::Blank) => self.push(false),
                 (State::AfterTrailer, LineKind::Bullet) => self.push(true),
-                (State::AfterTrailer, LineKind::Other) => {
+                (State::AfterTrailer, LineKind::Other | LineKind::Trailer) => {
                     let page = self.emit(true);
                     self.start(start);
                     return Some(Ok(page));
