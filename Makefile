@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: import test check build lint fmt-check unit py venv clean
+.PHONY: import test check build lint fmt-check unit py venv clean bench nightly report fuzz
 
 import:
 	$(CARGO) run --quiet --profile $(PROFILE) --bin quarry -- import --pipeline $(PIPELINE) --output $(WAREHOUSE) $(DUMP)
@@ -38,9 +38,37 @@ $(VENV_STAMP): tests/py/requirements.txt
 venv: $(VENV_STAMP)
 
 py: build $(VENV_STAMP)
+	tests/browser/ensure-chromium.sh >/dev/null
 	QUARRY_BIN=$(CURDIR)/target/debug/quarry $(VENV)/bin/python -m pytest -q tests/py
 
 test: fmt-check lint unit py
+
+QUARRY_EXE = target/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))/quarry
+REPORT ?= $(WAREHOUSE)/report.html
+
+# One nightly import as the scheduler runs it (deploy/nightly.sh: lock, log, report, exit codes).
+nightly:
+	$(CARGO) build --quiet --profile $(PROFILE) --bin quarry
+	QUARRY_ENV_FILE=/nonexistent QUARRY_BIN=$(CURDIR)/$(QUARRY_EXE) QUARRY_PIPELINE=$(CURDIR)/$(PIPELINE) \
+	QUARRY_WAREHOUSE=$(WAREHOUSE) QUARRY_DUMPS="$(DUMP)" QUARRY_REPORT_HTML=$(REPORT) deploy/nightly.sh
+
+report:
+	$(CARGO) run --quiet --bin quarry -- report $(WAREHOUSE) --html $(REPORT)
+
+# Release build, corpora from `quarry gen`, quarry against a Python script and a DuckDB statement.
+bench/.venv/.installed: bench/requirements.txt
+	$(PYTHON) -m venv bench/.venv
+	bench/.venv/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+bench: bench/.venv/.installed
+	$(CARGO) build --release --bin quarry
+	bench/.venv/bin/python bench/run.py --quarry target/release/quarry --workdir target/bench
+
+FUZZ_SECONDS ?= 300
+# Fuzz the extractor for FUZZ_SECONDS on one core, seeded from samples/ (cargo fuzz; findings in fuzz/artifacts/).
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(WAREHOUSE) $(VENV)
