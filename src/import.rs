@@ -242,6 +242,59 @@ impl RunStart {
 }
 
 /// The rows of a run in progress, before they are written.
+/// Builds, derives and writes posts batches on a thread of its own, so extraction goes on meanwhile.
+/// Batches arrive in order over a bounded channel; the first error stops the thread and is returned
+/// by the next `send` or by `finish`.
+struct PostsSink {
+    tx: Option<SyncSender<Vec<Record>>>,
+    handle: Option<std::thread::JoinHandle<Result<TableWriter>>>,
+}
+
+impl PostsSink {
+    fn spawn(p: &Pipeline, mut writer: TableWriter) -> PostsSink {
+        let p = p.clone();
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(1);
+        let handle = std::thread::spawn(move || -> Result<TableWriter> {
+            for records in rx {
+                writer.write(&posts_batch(&p, records)?)?;
+            }
+            Ok(writer)
+        });
+        PostsSink { tx: Some(tx), handle: Some(handle) }
+    }
+
+    fn send(&mut self, records: Vec<Record>) -> Result<()> {
+        let tx = self.tx.as_ref().expect("sink open until finish");
+        if tx.send(records).is_err() {
+            self.tx = None;
+            return Err(self.join().err().unwrap_or_else(|| anyhow::anyhow!("the posts writer stopped")));
+        }
+        Ok(())
+    }
+
+    fn join(&mut self) -> Result<TableWriter> {
+        match self.handle.take().expect("joined once").join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    fn finish(mut self) -> Result<TableWriter> {
+        self.tx = None;
+        self.join()
+    }
+}
+
+/// Records → a posts batch with its derived columns.
+fn posts_batch(p: &Pipeline, records: Vec<Record>) -> Result<RecordBatch> {
+    let entries_valid: Vec<u32> = records.iter().map(|r| r.entries_valid).collect();
+    let ids: Vec<Vec<Option<i64>>> = records.iter().map(|r| r.ids.clone()).collect();
+    let rows: Vec<Vec<Cell>> = records.into_iter().map(|r| r.cells).collect();
+    let b = batch::batch(&schema::posts(), &rows).context("building a posts batch")?;
+    drop(rows);
+    derive(p, &b, &DeriveInputs { entries_valid: &entries_valid, ids: &ids }).context("deriving metrics")
+}
+
 pub(crate) struct RunState<'p> {
     p: &'p Pipeline,
     run_id: String,
@@ -252,7 +305,7 @@ pub(crate) struct RunState<'p> {
     rejects: Vec<RejectRow>,
     reject_bytes: usize,
     dups: Vec<DuplicateRow>,
-    posts_w: TableWriter,
+    posts_w: PostsSink,
     rejects_w: TableWriter,
     dups_w: TableWriter,
     summary: RunSummary,
@@ -274,7 +327,7 @@ impl<'p> RunState<'p> {
             rejects: Vec::new(),
             reject_bytes: 0,
             dups: Vec::new(),
-            posts_w: start.commit.writer(POSTS, out)?,
+            posts_w: PostsSink::spawn(p, start.commit.writer(POSTS, out)?),
             rejects_w: start.commit.writer(REJECTS, out)?,
             dups_w: start.commit.writer(DUPLICATES, out)?,
             summary: RunSummary {
@@ -297,23 +350,14 @@ impl<'p> RunState<'p> {
         self.flush_posts()?;
         self.flush_rejects()?;
         let RunState { posts_w, rejects_w, dups_w, summary, .. } = self;
-        Ok((summary, [posts_w.close()?.rows, rejects_w.close()?.rows, dups_w.close()?.rows]))
+        Ok((summary, [posts_w.finish()?.close()?.rows, rejects_w.close()?.rows, dups_w.close()?.rows]))
     }
 
     fn flush_posts(&mut self) -> Result<()> {
         if self.posts.is_empty() {
             return Ok(());
         }
-        let records = std::mem::take(&mut self.posts);
-        let entries_valid: Vec<u32> = records.iter().map(|r| r.entries_valid).collect();
-        let ids: Vec<Vec<Option<i64>>> = records.iter().map(|r| r.ids.clone()).collect();
-        let rows: Vec<Vec<Cell>> = records.into_iter().map(|r| r.cells).collect();
-        let b = batch::batch(&schema::posts(), &rows).context("building a posts batch")?;
-        drop(rows);
-        let b = derive(self.p, &b, &DeriveInputs { entries_valid: &entries_valid, ids: &ids })
-            .context("deriving metrics")?;
-        self.posts_w.write(&b)?;
-        Ok(())
+        self.posts_w.send(std::mem::take(&mut self.posts))
     }
 
     fn flush_rejects(&mut self) -> Result<()> {

@@ -81,7 +81,7 @@ pub struct ScoreConfig {
 }
 
 /// Parquet output settings.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
     /// Pages per record batch.

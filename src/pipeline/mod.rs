@@ -29,7 +29,7 @@ pub struct ConfigError {
 }
 
 /// A compiled pipeline, ready to extract pages.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Pipeline {
     /// Layout name (`name` in the file).
     pub name: String,
@@ -54,7 +54,7 @@ pub struct Pipeline {
 }
 
 /// One known meta entry, resolved.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Entry {
     /// Folded key: lower case, single spaces.
     pub key: String,
@@ -63,7 +63,7 @@ pub struct Entry {
 }
 
 /// Where an entry's value goes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Target {
     /// One value into one column.
     Scalar { col: usize, value: ValueType, lowercase: bool },
@@ -78,7 +78,7 @@ pub enum Target {
 }
 
 /// A named field of a pairs or objects entry.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PairField {
     /// Folded name.
     pub name: String,
@@ -91,7 +91,7 @@ pub struct PairField {
 }
 
 /// Column slots of the fields every page has.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct FixedColumns {
     pub hash: usize,
     pub title: usize,
@@ -115,7 +115,7 @@ pub struct FixedColumns {
 }
 
 /// Derived-column settings.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Derive {
     /// Words per minute.
     pub words_per_minute: f64,
