@@ -21,7 +21,10 @@ for f in ../samples/generated/*.txt.zst; do
     if [ -f "$f" ]; then zstd -dcq "$f" > "corpus/extract/seed-$(basename "$f" .zst)"; fi
 done
 export RUSTC_BOOTSTRAP=1
+# A panic's backtrace symbolization (debug info of polars included) costs more memory than the
+# RSS limit leaves; libFuzzer prints its own stack trace anyway.
+export RUST_BACKTRACE=0
 # One libFuzzer process (no -jobs/-workers): one core, and its statistics on stderr.
 exec cargo fuzz run --sanitizer "${FUZZ_SANITIZER:-address}" extract corpus/extract -- \
-    -max_total_time="$SECONDS_TO_RUN" -max_len="${FUZZ_MAX_LEN:-16384}" -rss_limit_mb=1024 \
+    -max_total_time="$SECONDS_TO_RUN" -max_len="${FUZZ_MAX_LEN:-16384}" -rss_limit_mb=2048 \
     -malloc_limit_mb=512 -timeout=10 -print_final_stats=1 -dict=extract.dict
