@@ -28,8 +28,8 @@ use crate::transform::dedupe::{HashIndex, Seen};
 use crate::transform::derive::{derive, DeriveInputs};
 
 /// Pages extracted in parallel at once (bounded by bytes too).
-const CHUNK_PAGES: usize = 1024;
-const CHUNK_BYTES: usize = 8 << 20;
+const CHUNK_PAGES: usize = 512;
+const CHUNK_BYTES: usize = 4 << 20;
 /// Buffered reject bytes before they are written out.
 const REJECT_FLUSH_BYTES: usize = 16 << 20;
 
@@ -556,8 +556,14 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
             for msg in &rx {
                 match msg {
                     SplitMsg::Pages(pages) => {
-                        let results: Vec<_> =
-                            pool.install(|| pages.par_iter().map(|pg| extract_raw(p, pg, max)).collect());
+                        let results: Vec<_> = pool.install(|| {
+                            // Each worker its own pipeline copy: a regex's cache pool is fastest on its owner thread.
+                            pages
+                                .par_iter()
+                                .with_min_len(64)
+                                .map_init(|| p.clone(), |p, pg| extract_raw(p, pg, max))
+                                .collect()
+                        });
                         st.take(&name, pages, results)?;
                         let now = counter.load(Ordering::Relaxed);
                         progress.advance(now - seen, st.summary.pages);

@@ -10,6 +10,10 @@ use quarry::load::commit::{CommitError, LockedError};
 use quarry::pipeline::{ConfigError, Pipeline};
 use quarry::progress::Progress;
 
+/// Many small allocations cross threads (pages, cells): mimalloc keeps them cheap.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code: the run finished (rejected pages are data, not failure).
 const EXIT_OK: u8 = 0;
 /// Exit code: an input could not be read, or the output could not be written.
