@@ -649,7 +649,7 @@ mod tests {
 
     #[test]
     fn unknown_key_is_an_error_with_line() {
-        let text = ALPHANODE.replace("batch_rows = 8192", "batch_rows = 8192\nbogus = 1");
+        let text = ALPHANODE.replacen("[output]\n", "[output]\nbogus = 1\n", 1);
         let e = load(&text).unwrap_err();
         assert!(e.message.contains("unknown field"), "{e}");
         assert_eq!(e.key, "output.bogus");

@@ -35,7 +35,7 @@ CASES = {
                        lambda t: in_entry(t, 'key = "summary', "key"), ["not valid TOML", "`key = value`"]),
     "invalid_regex": (edit(r"trailer = '(?i)^similar\s+posts$'", r"trailer = '(?i)^similar[\s+posts$'"),
                       "trailer = ", "page.trailer", ["invalid regular expression", "unclosed character class"]),
-    "unknown_key": (edit("zstd_level = 3", "zstd_level = 3\nzstd_levle = 4"), "zstd_levle", "output.zstd_levle",
+    "unknown_key": (edit("[output]\n", "[output]\nzstd_levle = 4\n"), "zstd_levle", "output.zstd_levle",
                     ["unknown field", "batch_rows", "row_group_rows", "zstd_level"]),
     "unknown_key_in_entry": (edit('key = "topic"', 'key = "topic"\ncolumm = "topic"'), "columm",
                              lambda t: in_entry(t, "columm", "columm"),
