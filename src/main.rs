@@ -39,6 +39,23 @@ struct Cli {
     command: Command,
 }
 
+/// How a run shows itself and shares the machine (import and replay).
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
+    /// More log lines: -v adds what became of each file's pages (RUST_LOG=debug does too).
+    #[arg(long, short, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+    /// Wait for another run's lock instead of exiting.
+    #[arg(long)]
+    wait: bool,
+    /// Extraction threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Import dumps (files, folders or - for stdin) into a warehouse.
@@ -49,18 +66,8 @@ enum Command {
         /// Warehouse folder (created if missing).
         #[arg(long)]
         output: PathBuf,
-        /// Print nothing but errors.
-        #[arg(long, short)]
-        quiet: bool,
-        /// More log lines: -v adds what became of each file's pages (RUST_LOG=debug does too).
-        #[arg(long, short, action = clap::ArgAction::Count, conflicts_with = "quiet")]
-        verbose: u8,
-        /// Wait for another run's lock instead of exiting.
-        #[arg(long)]
-        wait: bool,
-        /// Extraction threads (default: one per core).
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
+        #[command(flatten)]
+        run: RunArgs,
         /// Write the run's summary as JSON to this file.
         #[arg(long, value_name = "FILE")]
         report_json: Option<PathBuf>,
@@ -136,18 +143,8 @@ enum RejectsCommand {
         /// Pipeline file (the fixed one).
         #[arg(long)]
         pipeline: PathBuf,
-        /// Print nothing but errors.
-        #[arg(long, short)]
-        quiet: bool,
-        /// More log lines (per rejects file).
-        #[arg(long, short, action = clap::ArgAction::Count, conflicts_with = "quiet")]
-        verbose: u8,
-        /// Wait for another run's lock instead of exiting.
-        #[arg(long)]
-        wait: bool,
-        /// Extraction threads (default: one per core).
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
+        #[command(flatten)]
+        run: RunArgs,
     },
 }
 
@@ -211,7 +208,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             println!("{}: ok (pipeline {:?}, {} meta entries)", pipeline.display(), p.name, p.entries.len());
             Ok(EXIT_OK)
         }
-        Command::Rejects { command: RejectsCommand::Replay { warehouse, pipeline, quiet, verbose, wait, threads } } => {
+        Command::Rejects { command: RejectsCommand::Replay { warehouse, pipeline, run } } => {
+            let RunArgs { quiet, verbose, wait, threads } = run;
             let p = Pipeline::load(&pipeline)?;
             let mut opts = quarry::replay::ReplayOptions::new(pipeline, warehouse);
             opts.wait = wait;
@@ -222,7 +220,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(EXIT_OK)
         }
-        Command::Import { pipeline, output, quiet, verbose, wait, threads, report_json, max_reject_ratio, inputs } => {
+        Command::Import { pipeline, output, run, report_json, max_reject_ratio, inputs } => {
+            let RunArgs { quiet, verbose, wait, threads } = run;
             if let Some(r) = max_reject_ratio.filter(|r| !(0.0..=1.0).contains(r)) {
                 return Err(UsageError(format!("--max-reject-ratio {r}: expected a share between 0 and 1")).into());
             }
