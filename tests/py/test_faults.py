@@ -51,7 +51,7 @@ def test_random_sigkills_then_a_complete_run(fixture_corpus, tmp_path):
         want = truth_totals(fixture_corpus, b - 1)
         completed = False
         for k in range(KILLS_PER_BATCH):
-            delay = rng.uniform(0.0, 0.95 * durations[b - 1])
+            delay = rng.uniform(0.0, 0.85 * durations[b - 1])
             proc = subprocess.Popen([str(whr.quarry_bin()), *whr.import_args(wh, fixture_corpus.batch(b))],
                                     cwd=whr.REPO_ROOT, env=whr._env(None), stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -88,7 +88,8 @@ def test_random_sigkills_then_a_complete_run(fixture_corpus, tmp_path):
         assert not problems, "\n".join(problems)
     assert_same(whr.snapshot(wh, committed=False), truth_totals(fixture_corpus, fixture_corpus.batches), "final")
     print(f"random SIGKILLs: {kills} processes killed (seed {seed})")
-    assert kills >= KILLS_PER_BATCH, f"only {kills} imports were still running when killed (seed {seed})"
+    # A kill can land after the commit (the run counts) or after the exit: most, not all, are real kills.
+    assert kills >= 2 * fixture_corpus.batches, f"only {kills} imports were still running when killed (seed {seed})"
 
 
 # ---- disk full -------------------------------------------------------------------------------
