@@ -88,12 +88,12 @@ pub fn extract(p: &Pipeline, raw: &[u8], complete: bool) -> Result<Record, Rejec
             detail: "no meta block: no line matches page.meta_start before the trailer".into(),
         });
     };
-    let mut end = meta_at + 1;
-    while end < lines.len() && !p.trailer.is_match(trim(lines[end])) {
-        end += 1;
-    }
-    if end < lines.len() {
-        trailer_at = end;
+    // Like the splitter, only a line that is neither blank nor a bullet can be the trailer.
+    if let Some(k) = lines[meta_at + 1..]
+        .iter()
+        .position(|l| !is_blank(l) && bullet_item(l).is_none() && p.trailer.is_match(trim(l)))
+    {
+        trailer_at = meta_at + 1 + k;
     }
     page.meta(&lines[meta_at + 1..trailer_at.max(meta_at + 1)], meta_at + 2)?;
 
@@ -128,15 +128,27 @@ pub fn fingerprint(title: &str, body: &str) -> String {
         if n > 0 {
             norm.push(0);
         }
+        if part.is_ascii() {
+            // The same folding as below, a byte at a time.
+            let (mut pending_space, mut started) = (false, false);
+            for &b in part.as_bytes() {
+                if b.is_ascii_whitespace() || b == 0x0b {
+                    pending_space = true;
+                } else {
+                    if pending_space && started {
+                        norm.push(b' ');
+                    }
+                    (pending_space, started) = (false, true);
+                    norm.push(b.to_ascii_lowercase());
+                }
+            }
+            continue;
+        }
         for (k, word) in part.split_whitespace().enumerate() {
             if k > 0 {
                 norm.push(b' ');
             }
-            if word.is_ascii() {
-                norm.extend(word.bytes().map(|b| b.to_ascii_lowercase()));
-            } else {
-                norm.extend_from_slice(word.to_lowercase().as_bytes());
-            }
+            norm.extend_from_slice(word.to_lowercase().as_bytes());
         }
     }
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&norm))

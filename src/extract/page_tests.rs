@@ -1121,3 +1121,25 @@ fn entries_valid_counts_known_entries_present_with_a_valid_value() {
     // topic, stack, flags, entities, ai outline, hash
     assert_eq!(r.entries_valid, 6);
 }
+
+/// The fingerprint folds white space and letter case the same way on its ASCII fast path as on
+/// the Unicode path.
+#[test]
+fn fingerprint_fast_path_matches_the_unicode_rule() {
+    fn reference(title: &str, body: &str) -> String {
+        let norm: Vec<String> = [title, body]
+            .iter()
+            .map(|part| part.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>().join(" "))
+            .collect();
+        format!("{:032x}", xxhash_rust::xxh3::xxh3_128(norm.join("\0").as_bytes()))
+    }
+    for (t, b) in [
+        ("Title", "Body  text.\n\nSecond\tparagraph\x0bhere."),
+        ("  lead and trail  ", " x "),
+        ("", ""),
+        ("Café Ωmega", "ÜBER  naïve\u{a0}text"),
+        ("a\0b", "c \0 d"),
+    ] {
+        assert_eq!(super::fingerprint(t, b), reference(t, b), "{t:?} / {b:?}");
+    }
+}
