@@ -363,9 +363,10 @@ impl<'p> RunState<'p> {
     fn flush_rejects(&mut self) -> Result<()> {
         if !self.rejects.is_empty() {
             let b = batch::rejects_batch(&self.run_id, &self.rejects)?;
-            self.rejects_w.write(&b)?;
-            self.rejects.clear();
+            // Free the rows' raw bytes before the encoder copies the batch's.
+            self.rejects = Vec::new();
             self.reject_bytes = 0;
+            self.rejects_w.write(&b)?;
         }
         if !self.dups.is_empty() {
             let b = batch::duplicates_batch(&self.run_id, &self.dups)?;

@@ -6,8 +6,10 @@ use regex::Regex;
 
 use super::text::{bullet_item, is_blank, trim};
 
-/// Default largest page held in memory; larger pages are rejected as `page_too_large`.
-pub const DEFAULT_MAX_PAGE_BYTES: usize = 64 << 20;
+/// Default largest page held in memory (4,000 times a typical page); larger pages are rejected as
+/// `page_too_large`, their raw text cut to this size. It bounds memory: a page is copied a few times
+/// on its way to Parquet.
+pub const DEFAULT_MAX_PAGE_BYTES: usize = 16 << 20;
 
 /// Bytes of a line always held, whatever the page limit (marker lines must stay whole).
 const MIN_LINE_HELD: usize = 4096;

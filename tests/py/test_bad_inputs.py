@@ -10,8 +10,8 @@ import faults
 import warehouse as whr
 
 RSS_BOUND_MB = int(os.environ.get("QUARRY_RSS_BOUND_MB", "400"))
-# Inputs whose one page reaches the 64 MiB page limit (page_too_large): the reject keeps those
-# 64 MiB, and writing them costs copies (see test_a_page_at_the_limit_within_the_general_bound).
+# Inputs whose one page reaches the 16 MiB page limit (page_too_large): the reject keeps those
+# 16 MiB, and writing them costs copies (see test_a_page_at_the_limit_within_the_general_bound).
 PAGE_LIMIT_CASES = ("line_100mb_no_newline", "line_300mb_no_newline", "page_100mb_many_lines")
 PAGE_LIMIT_BOUND_MB = int(os.environ.get("QUARRY_PAGE_LIMIT_RSS_BOUND_MB", "512"))
 HASH = "00aabbccddeeff0011223344"
@@ -130,7 +130,7 @@ def test_bad_input(quarry_binary, tmp_path, name):
         rej = whr.read_table(wh, "rejects").to_pylist()[0]
         assert rej["source_offset"] == 0 and rej["detail"], rej
         if name != "page_without_trailer":
-            assert len(rej["raw"]) == 64 << 20, len(rej["raw"])
+            assert len(rej["raw"]) == 16 << 20, len(rej["raw"])
 
 
 def test_memory_does_not_grow_with_the_line(quarry_binary, tmp_path):
@@ -146,10 +146,6 @@ def test_memory_does_not_grow_with_the_line(quarry_binary, tmp_path):
     assert peaks["line_300mb_no_newline"] < peaks["line_100mb_no_newline"] + 48, peaks
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a page_too_large reject peaks at ~450 MB in the debug build since 40e4fc4 (mimalloc in src/main.rs, "
-    "chunk changes in src/import.rs; ~375 MB just before): the 64 MiB page is held by the reject row, copied into the Arrow batch and again "
-    "by the Parquet encoder (src/import.rs flush_rejects keeps the rows while the batch is written)"))
 def test_a_page_at_the_limit_within_the_general_bound(quarry_binary, tmp_path):
     path = cases(tmp_path)["line_100mb_no_newline"]()
     run = faults.import_measured(tmp_path / "wh", path)
