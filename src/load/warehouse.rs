@@ -294,6 +294,7 @@ impl Warehouse {
             };
             let file = fs::File::open(&path).map_err(io_err(&path, "cannot open"))?;
             let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(bad)?;
+            index.reserve(usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0));
             let mask = ProjectionMask::roots(builder.parquet_schema(), [0]);
             for batch in builder.with_projection(mask).with_batch_size(65536).build().map_err(bad)? {
                 let batch = batch.map_err(|e| bad(e.into()))?;
