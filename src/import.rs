@@ -242,17 +242,20 @@ impl RunStart {
 }
 
 /// The rows of a run in progress, before they are written.
-/// Builds, derives and writes posts batches on a thread of its own, so extraction goes on meanwhile.
-/// Batches arrive in order over a bounded channel; the first error stops the thread and is returned
-/// by the next `send` or by `finish`.
-struct PostsSink {
-    tx: Option<SyncSender<Vec<Record>>>,
-    handle: Option<std::thread::JoinHandle<Result<TableWriter>>>,
+/// Builds, derives and writes posts batches: on a thread of its own, so extraction goes on
+/// meanwhile, or inline when the run has one thread. Batches arrive in order over a bounded channel;
+/// the first error stops the thread and is returned by the next `send` or by `finish`.
+enum PostsSink {
+    Inline { p: Box<Pipeline>, writer: Box<TableWriter> },
+    Thread { tx: Option<SyncSender<Vec<Record>>>, handle: Option<std::thread::JoinHandle<Result<TableWriter>>> },
 }
 
 impl PostsSink {
-    fn spawn(p: &Pipeline, mut writer: TableWriter) -> PostsSink {
+    fn new(p: &Pipeline, mut writer: TableWriter, own_thread: bool) -> PostsSink {
         let p = p.clone();
+        if !own_thread {
+            return PostsSink::Inline { p: Box::new(p), writer: Box::new(writer) };
+        }
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(1);
         let handle = std::thread::spawn(move || -> Result<TableWriter> {
             for records in rx {
@@ -260,28 +263,46 @@ impl PostsSink {
             }
             Ok(writer)
         });
-        PostsSink { tx: Some(tx), handle: Some(handle) }
+        PostsSink::Thread { tx: Some(tx), handle: Some(handle) }
     }
 
     fn send(&mut self, records: Vec<Record>) -> Result<()> {
-        let tx = self.tx.as_ref().expect("sink open until finish");
-        if tx.send(records).is_err() {
-            self.tx = None;
-            return Err(self.join().err().unwrap_or_else(|| anyhow::anyhow!("the posts writer stopped")));
-        }
-        Ok(())
-    }
-
-    fn join(&mut self) -> Result<TableWriter> {
-        match self.handle.take().expect("joined once").join() {
-            Ok(r) => r,
-            Err(panic) => std::panic::resume_unwind(panic),
+        match self {
+            PostsSink::Inline { p, writer } => Ok(writer.write(&posts_batch(p, records)?)?),
+            PostsSink::Thread { tx, handle } => {
+                if tx.as_ref().expect("sink open until finish").send(records).is_err() {
+                    *tx = None;
+                    return Err(join(handle).err().unwrap_or_else(|| anyhow::anyhow!("the posts writer stopped")));
+                }
+                Ok(())
+            }
         }
     }
 
-    fn finish(mut self) -> Result<TableWriter> {
-        self.tx = None;
-        self.join()
+    fn finish(self) -> Result<TableWriter> {
+        match self {
+            PostsSink::Inline { writer, .. } => Ok(*writer),
+            PostsSink::Thread { tx, mut handle } => {
+                drop(tx);
+                join(&mut handle)
+            }
+        }
+    }
+}
+
+fn join(handle: &mut Option<std::thread::JoinHandle<Result<TableWriter>>>) -> Result<TableWriter> {
+    match handle.take().expect("joined once").join() {
+        Ok(r) => r,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Threads a run uses: `--threads`, or one per core when 0.
+pub fn effective_threads(requested: usize) -> usize {
+    if requested > 0 {
+        requested
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 }
 
@@ -312,8 +333,9 @@ pub(crate) struct RunState<'p> {
 }
 
 impl<'p> RunState<'p> {
-    /// Writers for the run's tables, and an empty summary; takes the hash index.
-    pub fn new(p: &'p Pipeline, start: &mut RunStart) -> Result<RunState<'p>> {
+    /// Writers for the run's tables, and an empty summary; takes the hash index. With one thread the
+    /// posts are written inline, otherwise on a thread of their own.
+    pub fn new(p: &'p Pipeline, start: &mut RunStart, threads: usize) -> Result<RunState<'p>> {
         let mut index = std::mem::take(&mut start.index);
         let run_idx = index.run(&start.run_id);
         let out = &p.output;
@@ -327,7 +349,7 @@ impl<'p> RunState<'p> {
             rejects: Vec::new(),
             reject_bytes: 0,
             dups: Vec::new(),
-            posts_w: PostsSink::spawn(p, start.commit.writer(POSTS, out)?),
+            posts_w: PostsSink::new(p, start.commit.writer(POSTS, out)?, threads > 1),
             rejects_w: start.commit.writer(REJECTS, out)?,
             dups_w: start.commit.writer(DUPLICATES, out)?,
             summary: RunSummary {
@@ -461,12 +483,13 @@ enum SplitMsg {
     Done { bytes: u64 },
 }
 
-/// Splits one file into chunks of pages and sends them on; stops early when the receiver is gone.
+/// Splits one file into chunks of pages and hands them to `emit` in order; stops early when `emit`
+/// says no (the receiver is gone, or handling failed).
 fn split_file(
     reader: Box<dyn BufRead + Send + '_>,
     trailer: &regex::Regex,
     max_page: usize,
-    tx: &SyncSender<SplitMsg>,
+    emit: &mut dyn FnMut(SplitMsg) -> bool,
 ) {
     let mut splitter = PageSplitter::with_max_page(reader, trailer, max_page);
     let mut chunk: Vec<RawPage> = Vec::new();
@@ -488,7 +511,7 @@ fn split_file(
             None => {}
         }
         let last = failure.is_some() || chunk.len() < CHUNK_PAGES && chunk_bytes < CHUNK_BYTES;
-        if !chunk.is_empty() && tx.send(SplitMsg::Pages(std::mem::take(&mut chunk))).is_err() {
+        if !chunk.is_empty() && !emit(SplitMsg::Pages(std::mem::take(&mut chunk))) {
             return;
         }
         chunk_bytes = 0;
@@ -497,11 +520,11 @@ fn split_file(
         }
     }
     if let Some(f) = failure {
-        if tx.send(f).is_err() {
+        if !emit(f) {
             return;
         }
     }
-    let _ = tx.send(SplitMsg::Done { bytes: splitter.bytes_read() });
+    emit(SplitMsg::Done { bytes: splitter.bytes_read() });
 }
 
 /// Runs one import into a warehouse. Errors are configuration, input or output failures; bad pages
@@ -511,7 +534,8 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
     let files = read::discover(&opts.inputs)?;
     let mut start = RunStart::begin(&opts.output, opts.wait)?;
     let digests = start.wh.imported_digests(&start.finished)?;
-    let mut st = RunState::new(p, &mut start)?;
+    let threads = effective_threads(opts.threads);
+    let mut st = RunState::new(p, &mut start, threads)?;
     let out = &p.output;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.threads).build().context("starting worker threads")?;
     let total: u64 = files.iter().map(|f| if let InputFile::Path { size, .. } = f { *size } else { 0 }).sum();
@@ -547,45 +571,63 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
         let name = f.display().to_string();
         let file_clock = Instant::now();
         let before = st.summary.clone();
-        // The splitter reads ahead on its own thread while the pool extracts the chunk before.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<SplitMsg>(2);
         let max = opts.max_page_bytes;
         let mut bytes_read = 0;
-        std::thread::scope(|scope| -> Result<()> {
-            scope.spawn(move || split_file(reader, &p.trailer, max, &tx));
-            let mut seen = 0u64;
-            for msg in &rx {
-                match msg {
-                    SplitMsg::Pages(pages) => {
-                        let results: Vec<_> = pool.install(|| {
-                            // Each worker its own pipeline copy: a regex's cache pool is fastest on its owner thread.
-                            pages
-                                .par_iter()
-                                .with_min_len(64)
-                                .map_init(|| p.clone(), |p, pg| extract_raw(p, pg, max))
-                                .collect()
-                        });
-                        st.take(&name, pages, results)?;
-                        let now = counter.load(Ordering::Relaxed);
-                        progress.advance(now - seen, st.summary.pages);
-                        seen = now;
-                    }
-                    SplitMsg::Failed { error, partial, at } => {
-                        let offset = partial.as_ref().map_or(at, |pg| pg.offset);
-                        let raw = partial.map(|pg| pg.bytes).unwrap_or_default();
-                        let detail = format!("{name}: cannot read past byte {at} of the decompressed stream: {error}");
-                        progress.warn(&detail);
-                        st.summary.pages += 1;
-                        st.reject(&name, offset, Reject { reason: RejectReason::UnreadableFile, detail }, raw)?;
-                        st.summary.bad_files.push(name.clone());
-                    }
-                    SplitMsg::Done { bytes } => bytes_read = bytes,
+        let mut seen = 0u64;
+        let mut handle = |msg: SplitMsg| -> Result<()> {
+            match msg {
+                SplitMsg::Pages(pages) => {
+                    let results: Vec<_> = pool.install(|| {
+                        // Each worker its own pipeline copy: a regex's cache pool is fastest on its owner thread.
+                        pages
+                            .par_iter()
+                            .with_min_len(64)
+                            .map_init(|| p.clone(), |p, pg| extract_raw(p, pg, max))
+                            .collect()
+                    });
+                    st.take(&name, pages, results)?;
+                    let now = counter.load(Ordering::Relaxed);
+                    progress.advance(now - seen, st.summary.pages);
+                    seen = now;
                 }
+                SplitMsg::Failed { error, partial, at } => {
+                    let offset = partial.as_ref().map_or(at, |pg| pg.offset);
+                    let raw = partial.map(|pg| pg.bytes).unwrap_or_default();
+                    let detail = format!("{name}: cannot read past byte {at} of the decompressed stream: {error}");
+                    progress.warn(&detail);
+                    st.summary.pages += 1;
+                    st.reject(&name, offset, Reject { reason: RejectReason::UnreadableFile, detail }, raw)?;
+                    st.summary.bad_files.push(name.clone());
+                }
+                SplitMsg::Done { bytes } => bytes_read = bytes,
             }
-            let now = counter.load(Ordering::Relaxed);
-            progress.advance(now.saturating_sub(seen), st.summary.pages);
             Ok(())
-        })?;
+        };
+        if threads == 1 {
+            let mut failed = None;
+            split_file(reader, &p.trailer, max, &mut |msg| match handle(msg) {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            });
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        } else {
+            // The splitter reads ahead on its own thread while the pool extracts the chunk before.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<SplitMsg>(2);
+            std::thread::scope(|scope| -> Result<()> {
+                scope.spawn(move || split_file(reader, &p.trailer, max, &mut |msg| tx.send(msg).is_ok()));
+                for msg in &rx {
+                    handle(msg)?;
+                }
+                Ok(())
+            })?;
+        }
+        let now = counter.load(Ordering::Relaxed);
+        progress.advance(now.saturating_sub(seen), st.summary.pages);
         st.summary.bytes_read += bytes_read;
         progress.file_done(&name, &file_counts(&before, &st.summary, bytes_read, file_clock));
         if let Some(d) = digest {

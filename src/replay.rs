@@ -111,7 +111,7 @@ pub fn replay(p: &Pipeline, opts: &ReplayOptions, progress: &Progress) -> Result
     let clock = Instant::now();
     Warehouse::open(&opts.warehouse)?;
     let mut start = RunStart::begin(&opts.warehouse, opts.wait)?;
-    let mut st = RunState::new(p, &mut start)?;
+    let mut st = RunState::new(p, &mut start, crate::import::effective_threads(opts.threads))?;
     st.summary().replay = true;
     let out = &p.output;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.threads).build().context("starting worker threads")?;
