@@ -51,7 +51,7 @@ struct RunArgs {
     /// Wait for another run's lock instead of exiting.
     #[arg(long)]
     wait: bool,
-    /// Extraction threads (default: one per core).
+    /// Threads the run works on (default: one per core; 1 runs everything on one thread).
     #[arg(long, default_value_t = 0)]
     threads: usize,
 }
