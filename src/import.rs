@@ -241,7 +241,6 @@ impl RunStart {
     }
 }
 
-/// The rows of a run in progress, before they are written.
 /// Builds, derives and writes posts batches: on a thread of its own, so extraction goes on
 /// meanwhile, or inline when the run has one thread. Batches arrive in order over a bounded channel;
 /// the first error stops the thread and is returned by the next `send` or by `finish`.
@@ -316,6 +315,7 @@ fn posts_batch(p: &Pipeline, records: Vec<Record>) -> Result<RecordBatch> {
     derive(p, &b, &DeriveInputs { entries_valid: &entries_valid, ids: &ids }).context("deriving metrics")
 }
 
+/// The rows of a run in progress, before they are written.
 pub(crate) struct RunState<'p> {
     p: &'p Pipeline,
     run_id: String,
