@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: import test check build lint fmt-check unit py venv clean bench nightly report fuzz
+.PHONY: import test check build lint fmt-check unit py venv clean bench bench-stages nightly report fuzz
 
 import:
 	$(CARGO) run --quiet --profile $(PROFILE) --bin quarry -- import --pipeline $(PIPELINE) --output $(WAREHOUSE) $(DUMP)
@@ -69,6 +69,10 @@ FUZZ_SECONDS ?= 300
 # Fuzz the extractor for FUZZ_SECONDS on one core, seeded from samples/ (cargo fuzz; findings in fuzz/artifacts/).
 fuzz:
 	fuzz/run.sh $(FUZZ_SECONDS)
+
+# Per-stage throughput (divan): split, extract, transform, write, one thread each.
+bench-stages:
+	$(CARGO) bench --bench stages
 
 clean:
 	rm -rf $(WAREHOUSE) $(VENV)
