@@ -7,15 +7,13 @@ use std::sync::OnceLock;
 use arrow::record_batch::RecordBatch;
 use divan::counter::BytesCount;
 use divan::Bencher;
-use quarry::extract::batch;
-use quarry::extract::record::{Cell, Record};
+use quarry::extract::record::Record;
 use quarry::extract::split::{PageSplitter, RawPage, DEFAULT_MAX_PAGE_BYTES};
 use quarry::gen::{generate, GenOptions};
-use quarry::import::extract_raw;
+use quarry::import::{extract_raw, posts_batch};
 use quarry::load::parquet::{properties, TableWriter};
 use quarry::load::schema;
 use quarry::pipeline::Pipeline;
-use quarry::transform::derive::{derive, DeriveInputs};
 
 fn main() {
     divan::main();
@@ -44,17 +42,9 @@ fn fixture() -> &'static Fixture {
         let pages: Vec<RawPage> = PageSplitter::new(&dump[..], &pipeline.trailer).map(|p| p.expect("page")).collect();
         let records: Vec<Record> =
             pages.iter().map(|pg| extract_raw(&pipeline, pg, DEFAULT_MAX_PAGE_BYTES).expect("clean page")).collect();
-        let batch = posts_batch(&pipeline, records.clone());
+        let batch = posts_batch(&pipeline, records.clone()).expect("posts batch");
         Fixture { pipeline, dump, pages, records, batch }
     })
-}
-
-fn posts_batch(p: &Pipeline, records: Vec<Record>) -> RecordBatch {
-    let valid: Vec<u32> = records.iter().map(|r| r.entries_valid).collect();
-    let ids: Vec<Vec<Option<i64>>> = records.iter().map(|r| r.ids.clone()).collect();
-    let rows: Vec<Vec<Cell>> = records.into_iter().map(|r| r.cells).collect();
-    let b = batch::batch(&schema::posts(), &rows).expect("batch");
-    derive(p, &b, &DeriveInputs { entries_valid: &valid, ids: &ids }).expect("derive")
 }
 
 fn bytes() -> BytesCount {
@@ -78,7 +68,9 @@ fn extract(b: Bencher) {
 #[divan::bench(sample_count = 20)]
 fn transform(b: Bencher) {
     let f = fixture();
-    b.counter(bytes()).with_inputs(|| f.records.clone()).bench_local_values(|r| posts_batch(&f.pipeline, r));
+    b.counter(bytes())
+        .with_inputs(|| f.records.clone())
+        .bench_local_values(|r| posts_batch(&f.pipeline, r).expect("posts batch"));
 }
 
 #[divan::bench(sample_count = 10)]

@@ -306,7 +306,7 @@ pub fn effective_threads(requested: usize) -> usize {
 }
 
 /// Records → a posts batch with its derived columns.
-fn posts_batch(p: &Pipeline, records: Vec<Record>) -> Result<RecordBatch> {
+pub fn posts_batch(p: &Pipeline, records: Vec<Record>) -> Result<RecordBatch> {
     let entries_valid: Vec<u32> = records.iter().map(|r| r.entries_valid).collect();
     let ids: Vec<Vec<Option<i64>>> = records.iter().map(|r| r.ids.clone()).collect();
     let rows: Vec<Vec<Cell>> = records.into_iter().map(|r| r.cells).collect();
