@@ -56,3 +56,13 @@ def generated_corpus(tmp_path_factory):
     subprocess.run([sys.executable, str(dumpgen), "--out", str(out), "--batches", "3", "--pages", "3000"],
                    check=True)
     return Corpus(root=out, arg=str(out))
+
+
+@pytest.fixture(scope="session")
+def fixture_warehouse(fixture_corpus, quarry_binary, tmp_path_factory):
+    """batch-1..3 of the fixture corpus imported in order; tests only read it (copy it to change it)."""
+    wh = tmp_path_factory.mktemp("wh-fixture") / "wh"
+    for b in range(1, fixture_corpus.batches + 1):
+        rc, out, err = whr.run_import(wh, fixture_corpus.batch(b))
+        assert rc == 0, f"import of batch-{b}: exit {rc}\n{err}"
+    return wh

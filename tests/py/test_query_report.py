@@ -26,12 +26,8 @@ SCREENSHOT = os.environ.get("QUARRY_REPORT_SCREENSHOT")  # also save the screens
 
 
 @pytest.fixture(scope="module")
-def wh(fixture_corpus, quarry_binary, tmp_path_factory):
-    wh = tmp_path_factory.mktemp("wh-query") / "wh"
-    for b in range(1, fixture_corpus.batches + 1):
-        rc, out, err = whr.run_import(wh, fixture_corpus.batch(b))
-        assert rc == 0, f"import of batch {b}: exit {rc}\n{err}"
-    return wh
+def wh(fixture_warehouse):
+    return fixture_warehouse
 
 
 def query(wh, sql, *flags):

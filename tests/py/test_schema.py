@@ -71,12 +71,8 @@ UTC_NAMES = {"UTC", "+00:00", "Etc/UTC", "Z"}
 
 
 @pytest.fixture(scope="module")
-def wh(quarry_binary, fixture_corpus, tmp_path_factory):
-    wh = tmp_path_factory.mktemp("wh-schema") / "wh"
-    for b in range(1, fixture_corpus.batches + 1):
-        rc, out, err = whr.run_import(wh, fixture_corpus.batch(b))
-        assert rc == 0, f"import of batch-{b}: exit {rc}\n{err}"
-    return wh
+def wh(fixture_warehouse):
+    return fixture_warehouse
 
 
 def files_of(wh, table):
