@@ -487,7 +487,7 @@ enum SplitMsg {
 /// says no (the receiver is gone, or handling failed).
 fn split_file(
     reader: Box<dyn BufRead + Send + '_>,
-    trailer: &regex::Regex,
+    trailer: &crate::extract::linematch::LinePattern,
     max_page: usize,
     emit: &mut dyn FnMut(SplitMsg) -> bool,
 ) {

@@ -2,8 +2,7 @@
 
 use std::io::{self, BufRead};
 
-use regex::Regex;
-
+use super::linematch::LinePattern;
 use super::text::{bullet_item, is_blank, trim};
 
 /// Default largest page held in memory (4,000 times a typical page); larger pages are rejected as
@@ -45,7 +44,7 @@ enum LineKind {
 /// lines after it close it.
 pub struct PageSplitter<'a, R> {
     reader: R,
-    trailer: &'a Regex,
+    trailer: &'a LinePattern,
     max_page: usize,
     pos: u64,
     at_start: bool,
@@ -60,12 +59,12 @@ pub struct PageSplitter<'a, R> {
 
 impl<'a, R: BufRead> PageSplitter<'a, R> {
     /// A splitter over `reader` using the pipeline's trailer pattern.
-    pub fn new(reader: R, trailer: &'a Regex) -> Self {
+    pub fn new(reader: R, trailer: &'a LinePattern) -> Self {
         Self::with_max_page(reader, trailer, DEFAULT_MAX_PAGE_BYTES)
     }
 
     /// A splitter that holds at most `max_page` bytes of one page.
-    pub fn with_max_page(reader: R, trailer: &'a Regex, max_page: usize) -> Self {
+    pub fn with_max_page(reader: R, trailer: &'a LinePattern, max_page: usize) -> Self {
         PageSplitter {
             reader,
             trailer,
@@ -229,8 +228,8 @@ impl<R: BufRead> Iterator for PageSplitter<'_, R> {
 mod tests {
     use super::*;
 
-    fn trailer() -> Regex {
-        Regex::new(r"(?i)^similar\s+posts$").unwrap()
+    fn trailer() -> LinePattern {
+        LinePattern::new(r"(?i)^similar\s+posts$").unwrap()
     }
 
     fn split(data: &[u8]) -> Vec<RawPage> {

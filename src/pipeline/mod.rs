@@ -12,6 +12,7 @@ use toml::Spanned;
 
 pub use config::{EntryKind, OutputConfig, PipelineConfig, ValueType};
 
+use crate::extract::linematch::LinePattern;
 use crate::load::schema;
 
 /// A pipeline file that cannot be used; the message names file, line, key and what was expected.
@@ -36,11 +37,11 @@ pub struct Pipeline {
     /// Where it was read from.
     pub source: PathBuf,
     /// Opens the meta block.
-    pub meta_start: Regex,
+    pub meta_start: LinePattern,
     /// Closes a page.
-    pub trailer: Regex,
+    pub trailer: LinePattern,
     /// An image line in the article.
-    pub image_line: Regex,
+    pub image_line: LinePattern,
     /// Known meta entries.
     pub entries: Vec<Entry>,
     /// Indices into `entries` of scalar entries, longest key first (so `reading time` wins over `reading`).
@@ -611,9 +612,9 @@ fn build(ctx: &Ctx, cfg: PipelineConfig) -> Result<Pipeline, ConfigError> {
     Ok(Pipeline {
         name: cfg.name,
         source: ctx.file.to_path_buf(),
-        meta_start: ctx.regex(&cfg.page.meta_start, "page.meta_start")?,
-        trailer: ctx.regex(&cfg.page.trailer, "page.trailer")?,
-        image_line: ctx.regex(&cfg.page.image_line, "page.image_line")?,
+        meta_start: LinePattern::from_regex(ctx.regex(&cfg.page.meta_start, "page.meta_start")?),
+        trailer: LinePattern::from_regex(ctx.regex(&cfg.page.trailer, "page.trailer")?),
+        image_line: LinePattern::from_regex(ctx.regex(&cfg.page.image_line, "page.image_line")?),
         entries,
         scalar_order,
         cols,
