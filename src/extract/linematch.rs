@@ -60,6 +60,12 @@ impl LinePattern {
         self.re.as_str()
     }
 
+    /// False when no match can start with byte `b` (at the start of a trimmed line); true when unsure.
+    #[inline]
+    pub fn may_start_with(&self, b: u8) -> bool {
+        self.first.as_ref().is_none_or(|set| set[b as usize])
+    }
+
     /// True when the regex matches `line` (same answer as `Regex::is_match`).
     #[inline]
     pub fn is_match(&self, line: &str) -> bool {

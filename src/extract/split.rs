@@ -45,16 +45,23 @@ enum LineKind {
 pub struct PageSplitter<'a, R> {
     reader: R,
     trailer: &'a LinePattern,
-    max_page: usize,
     pos: u64,
     at_start: bool,
-    state: State,
+    /// A line that spans the reader's buffer (or the file's first line), copied.
     line: Vec<u8>,
-    line_len: u64,
+    page: PageBuf,
+}
+
+/// The page being cut, and its state.
+struct PageBuf {
+    max_page: usize,
+    state: State,
     cur: Vec<u8>,
     cur_offset: u64,
     cur_len: u64,
     keep: usize,
+    /// Capacity to start the next page with (a little over the last page's size).
+    hint: usize,
 }
 
 impl<'a, R: BufRead> PageSplitter<'a, R> {
@@ -68,16 +75,18 @@ impl<'a, R: BufRead> PageSplitter<'a, R> {
         PageSplitter {
             reader,
             trailer,
-            max_page,
             pos: 0,
             at_start: true,
-            state: State::Between,
             line: Vec::new(),
-            line_len: 0,
-            cur: Vec::new(),
-            cur_offset: 0,
-            cur_len: 0,
-            keep: 0,
+            page: PageBuf {
+                max_page,
+                state: State::Between,
+                cur: Vec::new(),
+                cur_offset: 0,
+                cur_len: 0,
+                keep: 0,
+                hint: 4096,
+            },
         }
     }
 
@@ -88,62 +97,12 @@ impl<'a, R: BufRead> PageSplitter<'a, R> {
 
     /// Bytes of the page in progress (for a reject when the stream fails), and its offset.
     pub fn take_partial(&mut self) -> Option<RawPage> {
-        (self.state != State::Between).then(|| self.emit(false))
-    }
-
-    /// Blank, bullet, trailer or any other line (one UTF-8 check per line; lossy only when invalid).
-    fn classify(&self, line: &[u8]) -> LineKind {
-        let lossy;
-        let s = match std::str::from_utf8(line) {
-            Ok(s) => s,
-            Err(_) => {
-                lossy = String::from_utf8_lossy(line);
-                &lossy
-            }
-        };
-        if is_blank(s) {
-            LineKind::Blank
-        } else if bullet_item(s).is_some() {
-            LineKind::Bullet
-        } else if self.trailer.is_match(trim(s)) {
-            LineKind::Trailer
-        } else {
-            LineKind::Other
-        }
-    }
-
-    fn push(&mut self, keep: bool) {
-        self.cur_len += self.line_len;
-        let room = self.max_page.saturating_sub(self.cur.len());
-        let take = room.min(self.line.len());
-        self.cur.extend_from_slice(&self.line[..take]);
-        if keep {
-            self.keep = self.cur.len();
-        }
-    }
-
-    fn start(&mut self, offset: u64) {
-        self.cur.clear();
-        self.cur_len = 0;
-        self.cur_offset = offset;
-        self.keep = 0;
-        self.state = State::InPage;
-        self.push(true);
-    }
-
-    fn emit(&mut self, complete: bool) -> RawPage {
-        let mut bytes = std::mem::take(&mut self.cur);
-        let oversize = (self.cur_len > self.max_page as u64).then_some(self.cur_len);
-        if complete && oversize.is_none() {
-            bytes.truncate(self.keep);
-        }
-        self.state = State::Between;
-        RawPage { offset: self.cur_offset, bytes, complete, oversize }
+        (self.page.state != State::Between).then(|| self.page.emit(false))
     }
 
     /// Reads the next line into `self.line`, holding at most `max_page` of its bytes (a longer
-    /// line is consumed to its end and counted whole in `line_len`). Returns its offset.
-    fn read_line(&mut self) -> io::Result<Option<u64>> {
+    /// line is consumed to its end and counted whole). Returns its offset and length.
+    fn read_line(&mut self) -> io::Result<Option<(u64, u64)>> {
         self.line.clear();
         let mut len = 0usize;
         loop {
@@ -159,7 +118,7 @@ impl<'a, R: BufRead> PageSplitter<'a, R> {
                 Some(i) => (i + 1, true),
                 None => (avail.len(), false),
             };
-            let room = self.max_page.max(MIN_LINE_HELD).saturating_sub(self.line.len());
+            let room = self.page.max_page.max(MIN_LINE_HELD).saturating_sub(self.line.len());
             self.line.extend_from_slice(&avail[..take.min(room)]);
             len += take;
             self.reader.consume(take);
@@ -180,8 +139,92 @@ impl<'a, R: BufRead> PageSplitter<'a, R> {
         }
         let start = self.pos;
         self.pos += len as u64;
-        self.line_len = len as u64;
-        Ok(Some(start))
+        Ok(Some((start, len as u64)))
+    }
+}
+
+/// Blank, bullet, trailer or any other line. Lines that start with an ASCII character that opens
+/// neither a bullet nor a trailer are decided on their first bytes; the rest are read as text
+/// (one UTF-8 check; lossy only when invalid).
+fn classify(trailer: &LinePattern, line: &[u8]) -> LineKind {
+    let first = line.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c));
+    match first {
+        None => return LineKind::Blank,
+        Some(i) if line[i].is_ascii() && !matches!(line[i], b'-' | b'*') && !trailer.may_start_with(line[i]) => {
+            return LineKind::Other;
+        }
+        _ => {}
+    }
+    let lossy;
+    let s = match std::str::from_utf8(line) {
+        Ok(s) => s,
+        Err(_) => {
+            lossy = String::from_utf8_lossy(line);
+            &lossy
+        }
+    };
+    if is_blank(s) {
+        LineKind::Blank
+    } else if bullet_item(s).is_some() {
+        LineKind::Bullet
+    } else if trailer.is_match(trim(s)) {
+        LineKind::Trailer
+    } else {
+        LineKind::Other
+    }
+}
+
+impl PageBuf {
+    fn push(&mut self, line: &[u8], len: u64, keep: bool) {
+        self.cur_len += len;
+        let room = self.max_page.saturating_sub(self.cur.len());
+        let take = room.min(line.len());
+        self.cur.extend_from_slice(&line[..take]);
+        if keep {
+            self.keep = self.cur.len();
+        }
+    }
+
+    fn start(&mut self, offset: u64, line: &[u8], len: u64) {
+        self.cur = Vec::with_capacity(self.hint.min(self.max_page).max(line.len().min(self.max_page)));
+        self.cur_len = 0;
+        self.cur_offset = offset;
+        self.keep = 0;
+        self.state = State::InPage;
+        self.push(line, len, true);
+    }
+
+    fn emit(&mut self, complete: bool) -> RawPage {
+        let mut bytes = std::mem::take(&mut self.cur);
+        let oversize = (self.cur_len > self.max_page as u64).then_some(self.cur_len);
+        if complete && oversize.is_none() {
+            bytes.truncate(self.keep);
+        }
+        self.hint = bytes.len() + bytes.len() / 4 + 64;
+        self.state = State::Between;
+        RawPage { offset: self.cur_offset, bytes, complete, oversize }
+    }
+
+    /// Takes the next line (its offset, bytes held and full length); returns the page it closes.
+    fn line(&mut self, start: u64, line: &[u8], len: u64, kind: LineKind) -> Option<RawPage> {
+        match (self.state, kind) {
+            (State::Between, LineKind::Blank) => {}
+            (State::Between, _) => self.start(start, line, len),
+            (State::InPage, LineKind::Blank) => self.push(line, len, false),
+            (State::InPage, LineKind::Bullet | LineKind::Other) => self.push(line, len, true),
+            (State::InPage, LineKind::Trailer) => {
+                self.push(line, len, true);
+                self.state = State::AfterTrailer;
+            }
+            (State::AfterTrailer, LineKind::Blank) => self.push(line, len, false),
+            (State::AfterTrailer, LineKind::Bullet) => self.push(line, len, true),
+            (State::AfterTrailer, LineKind::Other | LineKind::Trailer) => {
+                let page = self.emit(true);
+                self.start(start, line, len);
+                return Some(page);
+            }
+        }
+        None
     }
 }
 
@@ -190,35 +233,40 @@ impl<R: BufRead> Iterator for PageSplitter<'_, R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let start = match self.read_line() {
+            // A whole line in the reader's buffer is taken from there, without a copy of its own.
+            if !self.at_start {
+                let avail = match self.reader.fill_buf() {
+                    Ok(b) => b,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Some(Err(e)),
+                };
+                if let Some(i) = memchr::memchr(b'\n', avail) {
+                    let line = &avail[..=i];
+                    let start = self.pos;
+                    self.pos += line.len() as u64;
+                    let kind = classify(self.trailer, line);
+                    let page = self.page.line(start, line, line.len() as u64, kind);
+                    self.reader.consume(i + 1);
+                    match page {
+                        Some(p) => return Some(Ok(p)),
+                        None => continue,
+                    }
+                }
+            }
+            let (start, len) = match self.read_line() {
                 Ok(Some(s)) => s,
                 Ok(None) => {
-                    return match self.state {
+                    return match self.page.state {
                         State::Between => None,
-                        State::InPage => Some(Ok(self.emit(false))),
-                        State::AfterTrailer => Some(Ok(self.emit(true))),
+                        State::InPage => Some(Ok(self.page.emit(false))),
+                        State::AfterTrailer => Some(Ok(self.page.emit(true))),
                     };
                 }
                 Err(e) => return Some(Err(e)),
             };
-            let kind = self.classify(&self.line);
-            match (self.state, kind) {
-                (State::Between, LineKind::Blank) => {}
-                (State::Between, _) => self.start(start),
-                (State::InPage, LineKind::Blank) => self.push(false),
-                (State::InPage, LineKind::Bullet) => self.push(true),
-                (State::InPage, LineKind::Other) => self.push(true),
-                (State::InPage, LineKind::Trailer) => {
-                    self.push(true);
-                    self.state = State::AfterTrailer;
-                }
-                (State::AfterTrailer, LineKind::Blank) => self.push(false),
-                (State::AfterTrailer, LineKind::Bullet) => self.push(true),
-                (State::AfterTrailer, LineKind::Other | LineKind::Trailer) => {
-                    let page = self.emit(true);
-                    self.start(start);
-                    return Some(Ok(page));
-                }
+            let kind = classify(self.trailer, &self.line);
+            if let Some(p) = self.page.line(start, &self.line, len, kind) {
+                return Some(Ok(p));
             }
         }
     }
@@ -344,5 +392,22 @@ mod tests {
         let second = s.next().unwrap().unwrap();
         assert_eq!(second.offset, 6 + (1 << 20) + 1 + 14);
         assert!(second.complete && second.oversize.is_none());
+    }
+
+    #[test]
+    fn pages_do_not_depend_on_where_the_reader_buffer_ends() {
+        let data =
+            "\u{feff}t1\r\nbody.\nSimilar Posts\n\u{a0}\n  \u{2022} x\n-5 next\n\t similar\u{a0}POSTS \r\n* y\n\n\
+                    \u{17f}imilar posts\ntitle \u{ff}\n\nsimilar posts\n  - z\nlast\nSimilar Po";
+        let mut bytes = data.as_bytes().to_vec();
+        bytes.extend_from_slice(b"\xff\xfe\n");
+        let t = trailer();
+        let whole: Vec<RawPage> = PageSplitter::new(&bytes[..], &t).map(Result::unwrap).collect();
+        assert_eq!(whole.len(), 4, "{whole:?}");
+        for cap in 1..24 {
+            let r = std::io::BufReader::with_capacity(cap, &bytes[..]);
+            let pages: Vec<RawPage> = PageSplitter::new(r, &t).map(Result::unwrap).collect();
+            assert_eq!(pages, whole, "reader buffer of {cap} bytes");
+        }
     }
 }
