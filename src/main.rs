@@ -14,6 +14,31 @@ use quarry::progress::Progress;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+extern "C" {
+    /// mimalloc: sets an option unless the environment (`MIMALLOC_<NAME>`) already did.
+    fn mi_option_set_default(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// `mi_option_purge_delay` in `mi_option_e` of mimalloc.h (the same index in v2 and v3).
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+/// Keeps freed memory for reuse instead of handing it back to the kernel. A run frees and
+/// allocates the same batch-sized buffers over and over; returned memory comes back as fresh
+/// (transparent huge) pages that the kernel zeroes again, which cost up to a third of the run's
+/// time in system CPU. Peak memory is unchanged: it is the same memory, kept.
+fn keep_freed_memory() {
+    // SAFETY: plain option setters, called before any other thread exists.
+    unsafe {
+        mi_option_set_default(MI_OPTION_PURGE_DELAY, -1);
+    }
+    // zstd (the Parquet codec) allocates its contexts with the C allocator, a few per column chunk.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+    }
+}
+
 /// Exit code: the run finished (rejected pages are data, not failure).
 const EXIT_OK: u8 = 0;
 /// Exit code: an input could not be read, or the output could not be written.
@@ -249,6 +274,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
