@@ -6,11 +6,11 @@ use arrow::datatypes::DataType;
 
 use super::record::{Cell, Record, Reject, RejectReason};
 use super::text::{
-    bullet_item, clean, decode_entities, is_blank, is_paragraph, match_key, scalar_value, trim, trim_end,
+    bullet_item, clean, clean_cow, decode_entities, is_blank, is_paragraph, match_key, scalar_value, trim, trim_end,
 };
 use super::value::{self, ValueProblem};
 use crate::load::schema;
-use crate::pipeline::{fold_key, PairField, Pipeline, Target, ValueType};
+use crate::pipeline::{fold_key, fold_key_cow, PairField, Pipeline, Target, ValueType};
 
 /// Issue code of a page with bytes that are not UTF-8.
 pub const INVALID_UTF8: &str = "invalid_utf8";
@@ -27,7 +27,8 @@ pub fn extract(p: &Pipeline, raw: &[u8], complete: bool) -> Result<Record, Rejec
         Ok(s) => (Cow::Borrowed(s), false),
         Err(_) => (String::from_utf8_lossy(raw), true),
     };
-    let lines: Vec<&str> = text.split('\n').collect();
+    let mut lines: Vec<&str> = Vec::with_capacity(64);
+    lines.extend(text.split('\n'));
     let mut page = PageBuilder::new(p);
     if invalid_utf8 {
         page.issue(INVALID_UTF8.to_string());
@@ -66,7 +67,7 @@ pub fn extract(p: &Pipeline, raw: &[u8], complete: bool) -> Result<Record, Rejec
                 trailer_at = i;
                 break;
             }
-            let line = clean(t);
+            let line = clean_cow(t);
             // Lines are classified trimmed and decoded: `&bull; x` is a bullet, `&nbsp;` a blank line.
             if line.is_empty() || bullet_item(&line).is_some() {
                 i += 1;
@@ -76,7 +77,7 @@ pub fn extract(p: &Pipeline, raw: &[u8], complete: bool) -> Result<Record, Rejec
                 if is_paragraph(&line) {
                     paragraphs.push(line);
                 } else {
-                    headings.push(line);
+                    headings.push(line.into_owned());
                 }
             }
             i += 1;
@@ -106,13 +107,13 @@ pub fn extract(p: &Pipeline, raw: &[u8], complete: bool) -> Result<Record, Rejec
         .filter(|s| !s.is_empty())
         .collect();
     let c = &p.cols;
-    let words = paragraphs.iter().map(|x| x.split_whitespace().count()).sum::<usize>();
-    let body = paragraphs.join("\n\n");
     let title = match &page.cells[c.title] {
         Cell::Text(t) => t.as_str(),
         _ => "",
     };
-    page.cells[c.content_fingerprint] = Cell::Text(fingerprint(title, &body));
+    let (fp, words) = fingerprint_parts(title, &paragraphs);
+    let body = paragraphs.join("\n\n");
+    page.cells[c.content_fingerprint] = Cell::Text(fp);
     page.cells[c.word_count] = Cell::Int(words as i64);
     page.cells[c.paragraph_count] = Cell::Int(paragraphs.len() as i64);
     page.cells[c.body] = if paragraphs.is_empty() { Cell::Null } else { Cell::Text(body) };
@@ -123,35 +124,74 @@ pub fn extract(p: &Pipeline, raw: &[u8], complete: bool) -> Result<Record, Rejec
 
 /// Hash of the normalized title and body (lower case, white space folded), to find one text under two hashes.
 pub fn fingerprint(title: &str, body: &str) -> String {
-    let mut norm = Vec::with_capacity(title.len() + body.len() + 1);
-    for (n, part) in [title, body].into_iter().enumerate() {
-        if n > 0 {
-            norm.push(0);
+    fingerprint_parts(title, &[body]).0
+}
+
+/// The fingerprint of a title and a body given as its paragraphs (joined by blank lines in
+/// `body`), and the number of words of the body.
+pub fn fingerprint_parts<S: AsRef<str>>(title: &str, paragraphs: &[S]) -> (String, usize) {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = Vec::new();
+    fold_words(title, &mut h, &mut buf, &mut false);
+    h.update(&[0]);
+    let mut started = false;
+    let words = paragraphs.iter().map(|p| fold_words(p.as_ref(), &mut h, &mut buf, &mut started)).sum();
+    (format!("{:032x}", h.digest128()), words)
+}
+
+/// Feeds the words of `text` to `h`, lower case and one space apart (a space before the first
+/// when `started`: `text` continues a part after white space). Returns the number of words.
+fn fold_words(text: &str, h: &mut xxhash_rust::xxh3::Xxh3, buf: &mut Vec<u8>, started: &mut bool) -> usize {
+    let bytes = text.as_bytes();
+    // Already folded (ASCII, no capitals, no white space but single inner spaces): as it is.
+    let odd = bytes.iter().fold(false, |acc, &b| acc | !(b' '..0x7f).contains(&b) | b.is_ascii_uppercase());
+    if !odd
+        && bytes.first() != Some(&b' ')
+        && bytes.last() != Some(&b' ')
+        && memchr::memmem::find(bytes, b"  ").is_none()
+    {
+        if bytes.is_empty() {
+            return 0;
         }
-        if part.is_ascii() {
-            // The same folding as below, a byte at a time.
-            let (mut pending_space, mut started) = (false, false);
-            for &b in part.as_bytes() {
-                if b.is_ascii_whitespace() || b == 0x0b {
-                    pending_space = true;
-                } else {
-                    if pending_space && started {
-                        norm.push(b' ');
+        if *started {
+            h.update(b" ");
+        }
+        *started = true;
+        h.update(bytes);
+        return memchr::memchr_iter(b' ', bytes).count() + 1;
+    }
+    buf.clear();
+    let mut words = 0;
+    if text.is_ascii() {
+        // The rule below, a byte at a time.
+        let mut pending_space = false;
+        for &b in bytes {
+            if b.is_ascii_whitespace() || b == 0x0b {
+                pending_space = true;
+            } else {
+                if pending_space || buf.is_empty() {
+                    if *started {
+                        buf.push(b' ');
                     }
-                    (pending_space, started) = (false, true);
-                    norm.push(b.to_ascii_lowercase());
+                    words += 1;
                 }
+                pending_space = false;
+                *started = true;
+                buf.push(b.to_ascii_lowercase());
             }
-            continue;
         }
-        for (k, word) in part.split_whitespace().enumerate() {
-            if k > 0 {
-                norm.push(b' ');
+    } else {
+        for word in text.split_whitespace() {
+            if *started {
+                buf.push(b' ');
             }
-            norm.extend_from_slice(word.to_lowercase().as_bytes());
+            *started = true;
+            words += 1;
+            buf.extend_from_slice(word.to_lowercase().as_bytes());
         }
     }
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&norm))
+    h.update(buf);
+    words
 }
 
 struct PageBuilder<'p> {
@@ -309,15 +349,15 @@ impl<'p> PageBuilder<'p> {
     fn list(&mut self, header: &str, items: &[(&str, &str)], lines: &[&str]) {
         let h = decode_entities(trim(header));
         let h = h.strip_suffix(':').unwrap_or(&h);
-        let key = fold_key(h);
+        let key = fold_key_cow(h);
         let p = self.p;
         let entry = p.entries.iter().position(|e| e.key == key && !matches!(e.target, Target::Scalar { .. }));
         let Some(e) = entry else {
-            if self.extra.iter().any(|(k, _)| *k == key) {
+            if self.extra.iter().any(|(k, _)| **k == *key) {
                 self.keep_unparsed(lines);
             } else {
                 let values = items.iter().map(|(v, _)| clean(v)).collect();
-                self.extra.push((key, values));
+                self.extra.push((key.into_owned(), values));
             }
             return;
         };
@@ -400,12 +440,16 @@ impl<'p> PageBuilder<'p> {
     }
 
     /// The `name: value` bullets of a list; a bullet without a colon goes to `unparsed_meta`.
-    fn pairs<'a>(&mut self, _key: &str, items: &[(&'a str, &'a str)]) -> Vec<(String, &'a str, &'a str)> {
+    fn pairs<'a>(&mut self, _key: &str, items: &[(&'a str, &'a str)]) -> Vec<(Cow<'a, str>, &'a str, &'a str)> {
         let mut out = Vec::with_capacity(items.len());
         for &(item, line) in items {
             match item.split_once(':') {
                 Some((name, value)) if !trim(name).is_empty() => {
-                    out.push((fold_key(&decode_entities(name)), trim(value), line))
+                    let name = match decode_entities(name) {
+                        Cow::Borrowed(b) => fold_key_cow(b),
+                        Cow::Owned(o) => Cow::Owned(fold_key(&o)),
+                    };
+                    out.push((name, trim(value), line))
                 }
                 _ => self.unparsed.push(trim_end(line).to_string()),
             }

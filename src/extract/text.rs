@@ -158,9 +158,21 @@ fn named(name: &str) -> Option<char> {
 
 /// Decoded and trimmed text of a value.
 pub fn clean(s: &str) -> String {
+    clean_cow(s).into_owned()
+}
+
+/// Decoded and trimmed text of a value, borrowed when nothing was decoded.
+pub fn clean_cow(s: &str) -> Cow<'_, str> {
     match decode_entities(trim(s)) {
-        Cow::Borrowed(b) => b.to_string(),
-        Cow::Owned(o) => trim(&o).to_string(),
+        Cow::Borrowed(b) => Cow::Borrowed(b),
+        Cow::Owned(o) => {
+            let t = trim(&o);
+            if t.len() == o.len() {
+                Cow::Owned(o)
+            } else {
+                Cow::Owned(t.to_string())
+            }
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod config;
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -128,6 +129,24 @@ pub struct Derive {
 
 /// Folds a key: trimmed, lower case, runs of white space as one space.
 pub fn fold_key(s: &str) -> String {
+    if let Cow::Borrowed(b) = fold_key_cow(s) {
+        return b.to_string();
+    }
+    fold_key_slow(s)
+}
+
+/// `fold_key`, borrowing `s` when it is folded already (ASCII, no capitals, single inner spaces).
+pub fn fold_key_cow(s: &str) -> Cow<'_, str> {
+    let b = s.as_bytes();
+    let plain = b.iter().fold(true, |ok, &c| ok & (b' '..0x7f).contains(&c) & !c.is_ascii_uppercase());
+    if plain && b.first() != Some(&b' ') && b.last() != Some(&b' ') && memchr::memmem::find(b, b"  ").is_none() {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(fold_key_slow(s))
+    }
+}
+
+fn fold_key_slow(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for word in s.split_whitespace() {
         if !out.is_empty() {
@@ -646,6 +665,12 @@ mod tests {
     #[test]
     fn fold_key_lowercases_and_folds_space() {
         assert_eq!(fold_key("  View\t\u{a0}Count "), "view count");
+        for k in
+            ["view count", "view  count", " view", "view ", "View", "a\tb", "x\u{7f}y", "caf\u{e9}", "a\u{1}b", "", " "]
+        {
+            assert_eq!(fold_key_cow(k), fold_key_slow(k), "{k:?}");
+        }
+        assert!(matches!(fold_key_cow("last reviewed"), Cow::Borrowed(_)));
     }
 
     #[test]
