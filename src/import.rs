@@ -542,11 +542,15 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
     progress.start(total);
     let mut read_files: Vec<(String, String)> = Vec::new();
     let mut this_run: HashSet<String> = HashSet::new();
+    let ahead = digests_ahead(&files);
     for f in &files {
         let counter = Arc::new(AtomicU64::new(0));
+        let digest = ahead.recv().map_err(|_| anyhow::anyhow!("the file digest thread stopped"))?;
         let (reader, digest): (Box<dyn BufRead + Send>, Option<String>) = match f {
             InputFile::Path { path, .. } => {
-                let digest = read::digest_file(path).with_context(|| format!("{}: cannot read", path.display()))?;
+                let digest = digest
+                    .unwrap_or_else(|| read::digest_file(path))
+                    .with_context(|| format!("{}: cannot read", path.display()))?;
                 if digests.contains_key(&digest) || this_run.contains(&digest) {
                     st.summary.files_skipped += 1;
                     progress.skip(f.display(), f_size(f));
@@ -641,6 +645,29 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
     start.commit.commit(rows, &read_files, &runs_row, out, &[])?;
     drop(start.lock);
     Ok(summary)
+}
+
+/// The content digest of each input file (`None` for standard input), in order, computed on a
+/// thread of its own: a file is read once for its digest (to skip it when an earlier run imported
+/// it) and once to import it, and this way the first read of the next file overlaps the import of
+/// the one before. The thread stops when the receiver is dropped.
+fn digests_ahead(files: &[InputFile]) -> std::sync::mpsc::Receiver<Option<io::Result<String>>> {
+    let paths: Vec<Option<PathBuf>> = files
+        .iter()
+        .map(|f| match f {
+            InputFile::Path { path, .. } => Some(path.clone()),
+            InputFile::Stdin => None,
+        })
+        .collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for path in paths {
+            if tx.send(path.map(|p| read::digest_file(&p))).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// What became of one file's pages: the difference of the run's counts after and before it.
