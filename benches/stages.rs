@@ -11,7 +11,7 @@ use quarry::extract::record::Record;
 use quarry::extract::split::{PageSplitter, RawPage, DEFAULT_MAX_PAGE_BYTES};
 use quarry::gen::{generate, GenOptions};
 use quarry::import::{extract_raw, posts_batch};
-use quarry::load::parquet::{properties, TableWriter};
+use quarry::load::parquet::{hints, properties, TableWriter};
 use quarry::load::schema;
 use quarry::pipeline::Pipeline;
 
@@ -79,7 +79,7 @@ fn write(b: Bencher) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("posts.parquet");
     b.counter(bytes()).bench_local(|| {
-        let props = properties(&f.pipeline.output, &["hash"], &[]).expect("properties");
+        let props = properties(&f.pipeline.output, &hints("posts")).expect("properties");
         let mut w = TableWriter::create(&path, schema::posts(), props).expect("writer");
         w.write(&f.batch).expect("write");
         w.close().expect("close").bytes

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use arrow::record_batch::RecordBatch;
 
-use super::parquet::{properties, TableWriter, WriteError};
+use super::parquet::{hints, properties, TableWriter, WriteError};
 use super::schema;
 use super::warehouse::{io_err, Warehouse, WarehouseError, DATA_TABLES, DELETE_MARKER, REJECTS, RUNS};
 use crate::pipeline::OutputConfig;
@@ -114,14 +114,14 @@ impl RunCommit {
 
     /// A writer for a table's file of this run, under its staging name.
     pub fn writer(&self, table: &str, out: &OutputConfig) -> Result<TableWriter, CommitError> {
-        let (schema, bloom, opaque): (_, &[&str], &[&str]) = match table {
-            "posts" => (schema::posts(), &["hash"], &[]),
-            "rejects" => (schema::rejects(), &[], &["raw"]),
-            "duplicates" => (schema::duplicates(), &["hash"], &[]),
-            _ => (schema::runs(), &[], &[]),
+        let schema = match table {
+            "posts" => schema::posts(),
+            "rejects" => schema::rejects(),
+            "duplicates" => schema::duplicates(),
+            _ => schema::runs(),
         };
-        let props =
-            properties(out, bloom, opaque).map_err(|source| WriteError { path: self.staging.clone(), source })?;
+        let hints = hints(table);
+        let props = properties(out, &hints).map_err(|source| WriteError { path: self.staging.clone(), source })?;
         Ok(TableWriter::create(&self.staging.join(format!("{table}.parquet")), schema, props)?)
     }
 

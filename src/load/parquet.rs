@@ -16,10 +16,45 @@ use crate::pipeline::OutputConfig;
 /// False-positive rate of the `hash` bloom filter.
 pub const HASH_BLOOM_FPP: f64 = 0.01;
 
-/// Writer properties for a table: zstd, page statistics, and a bloom filter on `bloom` columns.
-/// `opaque` columns (raw page bytes, up to the page limit each) get neither a dictionary nor
-/// statistics: both would hold another copy of every value in memory while the file is written.
-pub fn properties(out: &OutputConfig, bloom: &[&str], opaque: &[&str]) -> Result<WriterProperties, ParquetError> {
+/// How a table's columns are encoded beyond the defaults (dictionary, page statistics).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ColumnHints<'a> {
+    /// A bloom filter (point lookups).
+    pub bloom: &'a [&'a str],
+    /// Nearly one value per row (hashes, titles, offsets): plain encoding, statistics kept. A
+    /// dictionary of them would be as large as the values, and building it costs time.
+    pub unique: &'a [&'a str],
+    /// Long text or bytes nobody filters on (raw pages, bodies): plain, no statistics. A
+    /// dictionary or min/max of them would hold another copy of long values while the file is written.
+    pub opaque: &'a [&'a str],
+}
+
+/// The encoding hints of a warehouse table (`posts`, `rejects`, `duplicates`, `runs`).
+pub fn hints(table: &str) -> ColumnHints<'static> {
+    match table {
+        "posts" => ColumnHints {
+            bloom: &["hash"],
+            unique: &[
+                "hash",
+                "title",
+                "reference",
+                "source_id",
+                "seed",
+                "view_count",
+                "content_fingerprint",
+                "source_offset",
+            ],
+            opaque: &["body", "summary", "ai_brief"],
+        },
+        "rejects" => ColumnHints { opaque: &["raw"], ..Default::default() },
+        "duplicates" => ColumnHints { bloom: &["hash"], ..Default::default() },
+        _ => ColumnHints::default(),
+    }
+}
+
+/// Writer properties for a table: zstd, page statistics, and the encodings `hints` asks for.
+pub fn properties(out: &OutputConfig, hints: &ColumnHints) -> Result<WriterProperties, ParquetError> {
+    let ColumnHints { bloom, unique, opaque } = *hints;
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(out.zstd_level)?))
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -30,6 +65,9 @@ pub fn properties(out: &OutputConfig, bloom: &[&str], opaque: &[&str]) -> Result
             .set_column_bloom_filter_enabled(ColumnPath::from(*col), true)
             .set_column_bloom_filter_fpp(ColumnPath::from(*col), HASH_BLOOM_FPP)
             .set_column_bloom_filter_max_ndv(ColumnPath::from(*col), out.row_group_rows as u64);
+    }
+    for col in unique {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(*col), false);
     }
     for col in opaque {
         b = b
