@@ -22,7 +22,9 @@ where
     let n = cells.len();
     Ok(match dt {
         DataType::Utf8 => {
-            let mut b = StringBuilder::with_capacity(n, n * 16);
+            // Sized up front: growing a multi-megabyte body buffer by doubling copies it again and again.
+            let bytes = cells.clone().map(|c| if let Cell::Text(s) = c { s.len() } else { 0 }).sum();
+            let mut b = StringBuilder::with_capacity(n, bytes);
             for c in cells {
                 match c {
                     Cell::Text(s) => b.append_value(s),
@@ -72,7 +74,12 @@ where
             Arc::new(b.finish())
         }
         DataType::List(item) if item.data_type() == &DataType::Utf8 => {
-            let mut b = ListBuilder::new(StringBuilder::new()).with_field(item.clone());
+            let (items, bytes) = cells.clone().fold((0, 0), |(k, b), c| match c {
+                Cell::List(v) => (k + v.len(), b + v.iter().map(String::len).sum::<usize>()),
+                _ => (k, b),
+            });
+            let mut b =
+                ListBuilder::with_capacity(StringBuilder::with_capacity(items, bytes), n).with_field(item.clone());
             for c in cells {
                 if let Cell::List(items) = c {
                     for s in items {
@@ -156,8 +163,13 @@ fn int(c: &Cell) -> Option<i64> {
 fn text_struct(fields: &Fields, rows: &[&[Option<String>]], nulls: Option<NullBuffer>) -> Result<ArrayRef, ArrowError> {
     let children = (0..fields.len())
         .map(|k| {
-            let a: StringArray = rows.iter().map(|r| r.get(k).and_then(|v| v.as_deref())).collect();
-            Arc::new(a) as ArrayRef
+            fn value(r: &[Option<String>], k: usize) -> Option<&str> {
+                r.get(k).and_then(|v| v.as_deref())
+            }
+            let bytes = rows.iter().map(|r| value(r, k).map_or(0, str::len)).sum();
+            let mut b = StringBuilder::with_capacity(rows.len(), bytes);
+            rows.iter().for_each(|r| b.append_option(value(r, k)));
+            Arc::new(b.finish()) as ArrayRef
         })
         .collect();
     Ok(Arc::new(StructArray::try_new(fields.clone(), children, nulls)?))
