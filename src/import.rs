@@ -24,7 +24,7 @@ use crate::load::schema;
 use crate::load::warehouse::{Warehouse, DUPLICATES, POSTS, REJECTS};
 use crate::pipeline::Pipeline;
 use crate::progress::{FileCounts, Progress};
-use crate::transform::dedupe::{HashIndex, Seen};
+use crate::transform::dedupe::{encode_hash_list, HashIndex, Seen};
 use crate::transform::derive::{derive, DeriveInputs};
 
 /// Pages extracted in parallel at once (bounded by bytes too).
@@ -366,13 +366,15 @@ impl<'p> RunState<'p> {
         &mut self.summary
     }
 
-    /// Writes what is buffered and closes the table files: the summary and the rows of posts,
-    /// rejects and duplicates.
-    pub fn finish(mut self) -> Result<(RunSummary, [u64; 3])> {
+    /// Writes what is buffered and closes the table files: the summary, the rows of posts,
+    /// rejects and duplicates, and the run's hash list (encoded; `None` if it cannot have one).
+    pub fn finish(mut self) -> Result<(RunSummary, [u64; 3], Option<Vec<u8>>)> {
         self.flush_posts()?;
         self.flush_rejects()?;
+        let hash_list = self.index.run_hashes(self.run_idx).map(|h| encode_hash_list(&h));
         let RunState { posts_w, rejects_w, dups_w, summary, .. } = self;
-        Ok((summary, [posts_w.finish()?.close()?.rows, rejects_w.close()?.rows, dups_w.close()?.rows]))
+        let rows = [posts_w.finish()?.close()?.rows, rejects_w.close()?.rows, dups_w.close()?.rows];
+        Ok((summary, rows, hash_list))
     }
 
     fn flush_posts(&mut self) -> Result<()> {
@@ -638,11 +640,11 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
             read_files.push((d, name));
         }
     }
-    let (mut summary, rows) = st.finish()?;
+    let (mut summary, rows, hash_list) = st.finish()?;
     progress.finish();
     summary.seconds = clock.elapsed().as_secs_f64();
     let runs_row = runs_row(&summary, &p.name, &opts.pipeline_path, &opts.inputs, start.started, now_micros())?;
-    start.commit.commit(rows, &read_files, &runs_row, out, &[])?;
+    start.commit.commit(rows, &read_files, hash_list.as_deref(), &runs_row, out, &[])?;
     drop(start.lock);
     Ok(summary)
 }

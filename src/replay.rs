@@ -193,12 +193,12 @@ pub fn replay(p: &Pipeline, opts: &ReplayOptions, progress: &Progress) -> Result
         progress.advance(size(path), st.summary().pages);
         progress.file_done(&name, &file_counts(&before, st.summary(), raw_bytes, file_clock));
     }
-    let (mut summary, rows) = st.finish()?;
+    let (mut summary, rows, hash_list) = st.finish()?;
     progress.finish();
     summary.seconds = clock.elapsed().as_secs_f64();
     let inputs = [REPLAY_INPUT.to_string()];
     let runs_row = runs_row(&summary, &p.name, &opts.pipeline_path, &inputs, start.started, now_micros())?;
-    start.commit.commit(rows, &[], &runs_row, out, &replaced)?;
+    start.commit.commit(rows, &[], hash_list.as_deref(), &runs_row, out, &replaced)?;
     drop(start.lock);
     Ok(summary)
 }

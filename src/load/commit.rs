@@ -20,7 +20,7 @@ use super::warehouse::{io_err, Warehouse, WarehouseError, DATA_TABLES, DELETE_MA
 use crate::pipeline::OutputConfig;
 
 /// Environment variable of the test-only switch that holds a run at a named point of its commit
-/// (`staged`, `posts`, `rejects`, `duplicates`, `replacements`, `committed`) until it is killed.
+/// (`staged`, `posts`, `rejects`, `duplicates`, `lists`, `replacements`, `committed`) until it is killed.
 pub const TEST_HOLD_ENV: &str = "QUARRY_TEST_HOLD";
 
 /// Another run holds the warehouse.
@@ -153,14 +153,17 @@ impl RunCommit {
         }
     }
 
-    /// Makes the run visible: one rename per table, then the digest list, then the `runs` row.
-    /// `rows` holds the row counts of posts, rejects and duplicates; `files` (digest, name) of every
-    /// file the run read; `replaced` (old run id, rows kept) the rejects files a replay rewrote,
-    /// each staged by `replacement_writer` (none for an import).
+    /// Makes the run visible: one rename per table, then the digest list and the hash list, then
+    /// the `runs` row. `rows` holds the row counts of posts, rejects and duplicates; `files`
+    /// (digest, name) of every file the run read; `hash_list` the encoded hashes of the run's posts
+    /// (none when it cannot have one: the hashes are read from the posts file then); `replaced`
+    /// (old run id, rows kept) the rejects files a replay rewrote, each staged by
+    /// `replacement_writer` (none for an import).
     pub fn commit(
         self,
         rows: [u64; 3],
         files: &[(String, String)],
+        hash_list: Option<&[u8]>,
         runs_row: &RecordBatch,
         out: &OutputConfig,
         replaced: &[(String, u64)],
@@ -186,6 +189,16 @@ impl RunCommit {
         File::open(&list).and_then(|f| f.sync_all()).map_err(io_err(&list, "cannot sync"))?;
         let list_to = self.wh.files_list(&self.run_id);
         fs::rename(&list, &list_to).map_err(io_err(&list_to, "cannot move the digest list"))?;
+        if let Some(data) = hash_list.filter(|_| rows[0] > 0) {
+            let staged = self.staging.join("hashes.bin");
+            fs::write(&staged, data).map_err(io_err(&staged, "cannot write the hash list"))?;
+            File::open(&staged).and_then(|f| f.sync_all()).map_err(io_err(&staged, "cannot sync"))?;
+            let to = self.wh.hash_list(&self.run_id);
+            let dir = to.parent().expect("hash list has a folder");
+            fs::create_dir_all(dir).map_err(io_err(dir, "cannot create the hash list folder"))?;
+            fs::rename(&staged, &to).map_err(io_err(&to, "cannot move the hash list"))?;
+        }
+        hold("lists");
 
         let mut w = self.writer(RUNS, out)?;
         w.write(runs_row)?;

@@ -3,12 +3,18 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-/// A hash of up to 64 hex digits packed two to a byte: no allocation per hash, 34 bytes a key.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct PackedHash {
-    digits: u8,
+/// A hash of up to 64 hex digits packed two to a byte: no allocation per hash, 33 bytes a key.
+/// Ordered by its bytes, then its number of digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PackedHash {
     bytes: [u8; 32],
+    digits: u8,
 }
+
+/// Bytes of one packed hash in a hash list file.
+const RECORD: usize = 33;
+/// First bytes of a hash list file.
+const MAGIC: &[u8; 8] = b"QRYHASH1";
 
 impl PackedHash {
     /// Packs lower-case hex of 1 to 64 digits; anything else is kept as text instead.
@@ -28,6 +34,56 @@ impl PackedHash {
         }
         Some(PackedHash { digits: h.len() as u8, bytes })
     }
+}
+
+impl PackedHash {
+    fn record(&self) -> [u8; RECORD] {
+        let mut r = [0u8; RECORD];
+        r[..32].copy_from_slice(&self.bytes);
+        r[32] = self.digits;
+        r
+    }
+
+    fn from_record(r: &[u8]) -> Option<PackedHash> {
+        let digits = r[32];
+        let mut bytes = [0u8; 32];
+        bytes.copy_from_slice(&r[..32]);
+        // Digits past the length must be zero, as `new` leaves them: one hash, one record.
+        let used = usize::from(digits).div_ceil(2);
+        let tail_clear =
+            bytes[used..].iter().all(|&b| b == 0) && (digits.is_multiple_of(2) || bytes[used - 1] & 0x0f == 0);
+        ((1..=64).contains(&digits) && tail_clear).then_some(PackedHash { bytes, digits })
+    }
+}
+
+/// A run's hash list file: the magic, the count (u64 LE), the sorted records, and an xxh3-64 of
+/// the records (u64 LE).
+pub fn encode_hash_list(hashes: &[PackedHash]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + 8 + hashes.len() * RECORD + 8);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(hashes.len() as u64).to_le_bytes());
+    for h in hashes {
+        out.extend_from_slice(&h.record());
+    }
+    let sum = xxhash_rust::xxh3::xxh3_64(&out[16..]);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out
+}
+
+/// The sorted hashes of a hash list file, or `None` when it is not one (wrong magic, length,
+/// checksum, order or record).
+pub fn decode_hash_list(data: &[u8]) -> Option<Vec<PackedHash>> {
+    let body = data.get(16..data.len().checked_sub(8)?)?;
+    let count = u64::from_le_bytes(data.get(8..16)?.try_into().ok()?);
+    if &data[..8] != MAGIC || body.len() as u64 != count.checked_mul(RECORD as u64)? {
+        return None;
+    }
+    let sum = u64::from_le_bytes(data[data.len() - 8..].try_into().ok()?);
+    if xxhash_rust::xxh3::xxh3_64(body) != sum {
+        return None;
+    }
+    let hashes: Vec<PackedHash> = body.chunks_exact(RECORD).map(PackedHash::from_record).collect::<Option<_>>()?;
+    hashes.windows(2).all(|w| w[0] < w[1]).then_some(hashes)
 }
 
 impl Hash for PackedHash {
@@ -59,6 +115,11 @@ type FastMap<K> = HashMap<K, u32, BuildHasherDefault<KeyHasher>>;
 /// The value is an index into `runs`, the run that imported the hash first.
 #[derive(Default)]
 pub struct HashIndex {
+    /// Hashes of earlier runs read from their hash lists, sorted, with their run (binary search:
+    /// no hash table to build for a large warehouse).
+    sorted: Vec<PackedHash>,
+    sorted_runs: Vec<u32>,
+    /// This run's hashes, and those of earlier runs read from their Parquet files.
     packed: FastMap<PackedHash>,
     /// Hashes that are not lower-case hex (never written by quarry, but a warehouse may hold them).
     other: FastMap<Box<str>>,
@@ -112,7 +173,47 @@ impl HashIndex {
 
     /// Number of hashes held.
     pub fn len(&self) -> usize {
-        self.packed.len() + self.other.len()
+        self.sorted.len() + self.packed.len() + self.other.len()
+    }
+
+    /// Adds the sorted hash lists of earlier runs (each with its run), merged into one sorted list.
+    /// A hash in two lists keeps the first list's run.
+    pub fn add_sorted(&mut self, mut lists: Vec<(u32, Vec<PackedHash>)>) {
+        if !self.sorted.is_empty() {
+            lists.push((u32::MAX, std::mem::take(&mut self.sorted)));
+        }
+        let total = lists.iter().map(|(_, l)| l.len()).sum();
+        let old_runs = std::mem::take(&mut self.sorted_runs);
+        let run_of = |list: usize, pos: usize| if lists[list].0 == u32::MAX { old_runs[pos] } else { lists[list].0 };
+        let (mut sorted, mut runs) = (Vec::with_capacity(total), Vec::with_capacity(total));
+        let mut heads: std::collections::BinaryHeap<std::cmp::Reverse<(PackedHash, usize, usize)>> = lists
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, l))| !l.is_empty())
+            .map(|(i, (_, l))| std::cmp::Reverse((l[0], i, 0)))
+            .collect();
+        while let Some(std::cmp::Reverse((h, list, pos))) = heads.pop() {
+            if sorted.last() != Some(&h) {
+                sorted.push(h);
+                runs.push(run_of(list, pos));
+            }
+            if let Some(&next) = lists[list].1.get(pos + 1) {
+                heads.push(std::cmp::Reverse((next, list, pos + 1)));
+            }
+        }
+        self.sorted = sorted;
+        self.sorted_runs = runs;
+    }
+
+    /// The hashes `run` took, sorted, for its hash list; `None` when one of them is not lower-case
+    /// hex (never for a quarry run: it validates every hash).
+    pub fn run_hashes(&self, run: u32) -> Option<Vec<PackedHash>> {
+        if self.other.values().any(|&r| r == run) {
+            return None;
+        }
+        let mut out: Vec<PackedHash> = self.packed.iter().filter(|(_, &r)| r == run).map(|(k, _)| *k).collect();
+        out.sort_unstable();
+        Some(out)
     }
 
     /// True when no hash is held.
@@ -124,12 +225,15 @@ impl HashIndex {
     pub fn check(&mut self, hash: &str, run: u32) -> Seen<'_> {
         use std::collections::hash_map::Entry;
         let first = match PackedHash::new(hash) {
-            Some(k) => match self.packed.entry(k) {
-                Entry::Occupied(e) => *e.get(),
-                Entry::Vacant(e) => {
-                    e.insert(run);
-                    return Seen::New;
-                }
+            Some(k) => match self.sorted.binary_search(&k) {
+                Ok(at) => self.sorted_runs[at],
+                Err(_) => match self.packed.entry(k) {
+                    Entry::Occupied(e) => *e.get(),
+                    Entry::Vacant(e) => {
+                        e.insert(run);
+                        return Seen::New;
+                    }
+                },
             },
             None => match self.other.entry(hash.into()) {
                 Entry::Occupied(e) => *e.get(),
@@ -172,5 +276,50 @@ mod tests {
         assert_eq!(idx.check("NOT-HEX", r), Seen::New);
         assert_eq!(idx.check("NOT-HEX", r), Seen::Duplicate { first_run_id: "r1" });
         assert_eq!(idx.len(), 6);
+    }
+
+    fn packed(hashes: &[&str]) -> Vec<PackedHash> {
+        let mut v: Vec<PackedHash> = hashes.iter().map(|h| PackedHash::new(h).unwrap()).collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn hash_lists_round_trip_and_reject_damage() {
+        let hashes = packed(&["113b8413583934d18f4af6bc", "abc", "abc0", &"f".repeat(64), "0"]);
+        let data = encode_hash_list(&hashes);
+        assert_eq!(decode_hash_list(&data), Some(hashes.clone()));
+        assert_eq!(decode_hash_list(&encode_hash_list(&[])), Some(vec![]));
+        for cut in [0, 7, 16, data.len() - 1] {
+            assert_eq!(decode_hash_list(&data[..cut]), None, "cut at {cut}");
+        }
+        let mut flipped = data.clone();
+        flipped[20] ^= 1;
+        assert_eq!(decode_hash_list(&flipped), None, "checksum");
+        let mut unsorted = hashes.clone();
+        unsorted.swap(0, 1);
+        assert_eq!(decode_hash_list(&encode_hash_list(&unsorted)), None, "order");
+    }
+
+    #[test]
+    fn sorted_lists_answer_like_the_map() {
+        let mut idx = HashIndex::new();
+        let (r1, r2) = (idx.run("r1"), idx.run("r2"));
+        idx.add_sorted(vec![(r1, packed(&["aa", "cc"])), (r2, packed(&["bb", "cc", "dd"]))]);
+        assert_eq!(idx.len(), 4, "cc once, with the first list's run");
+        let now = idx.run("r3");
+        assert_eq!(idx.check("cc", now), Seen::Duplicate { first_run_id: "r1" });
+        assert_eq!(idx.check("dd", now), Seen::Duplicate { first_run_id: "r2" });
+        assert_eq!(idx.check("ee", now), Seen::New);
+        assert_eq!(idx.check("ee", now), Seen::Duplicate { first_run_id: "r3" });
+        assert_eq!(idx.run_hashes(now), Some(packed(&["ee"])));
+        // A later merge keeps what is there.
+        let r4 = idx.run("r4");
+        idx.add_sorted(vec![(r4, packed(&["ab"]))]);
+        assert_eq!(idx.check("aa", now), Seen::Duplicate { first_run_id: "r1" });
+        assert_eq!(idx.check("ab", now), Seen::Duplicate { first_run_id: "r4" });
+        assert_eq!(idx.check("ee", now), Seen::Duplicate { first_run_id: "r3" });
+        idx.check("NOT-HEX", now);
+        assert_eq!(idx.run_hashes(now), None, "a hash that does not pack: no list");
     }
 }

@@ -8,7 +8,7 @@ import pytest
 import truthcheck
 import warehouse as whr
 
-HOLD_POINTS = ("staged", "posts", "rejects", "duplicates")
+HOLD_POINTS = ("staged", "posts", "rejects", "duplicates", "lists")
 HOLD_TIMEOUT_S = 120
 SEED_INPUT = "tests/fixtures/seed-page.txt"
 
@@ -122,8 +122,36 @@ def test_killed_import_leaves_no_trace(corpus, batch1_warehouse, tmp_path, point
     report = truthcheck.check(wh, corpus.root, batches=2, committed=False)
     assert report.ok, report.text()
     assert whr.orphan_rows(wh) == {}, "rows of the killed run are left in the tables"
+    for folder, suffix in (("files", ".tsv"), ("hashes", ".bin")):
+        left = {p.name.removesuffix(suffix) for p in (wh / "_quarry" / folder).glob("*")} - whr.run_ids(wh)
+        assert not left, f"_quarry/{folder} keeps lists of runs that never finished: {sorted(left)}"
     assert_same(whr.duck_snapshot(wh), truth_totals(corpus, 2), "DuckDB glob after the rerun")
     assert_same(whr.snapshot(wh, committed=False), truth_totals(corpus, 2), "pyarrow dataset after the rerun")
+
+
+@pytest.mark.parametrize("damage", ["missing", "flipped_byte", "truncated", "other_run"])
+def test_duplicates_are_found_without_a_valid_hash_list(corpus, batch1_warehouse, tmp_path, damage):
+    """A run's hash list stands in for its posts file's hash column; when it is missing, damaged or
+    not that file's, the posts file is read instead and dedupe finds the same duplicates."""
+    wh = copy_warehouse(batch1_warehouse, tmp_path)
+    lists = sorted((wh / "_quarry" / "hashes").glob("*.bin"))
+    assert [p.stem for p in lists] == sorted(whr.run_ids(wh)), "one hash list per run with posts"
+    data = bytearray(lists[0].read_bytes())
+    if damage == "missing":
+        lists[0].unlink()
+    elif damage == "flipped_byte":
+        data[len(data) // 2] ^= 0x01
+        lists[0].write_bytes(bytes(data))
+    elif damage == "truncated":
+        lists[0].write_bytes(bytes(data[: len(data) - 40]))
+    else:
+        # A valid list of another warehouse: fewer hashes than the posts file has rows.
+        other = tmp_path / "other"
+        assert_ran(whr.run_import(other, whr.FIXTURES / "seed-page.txt"), "import of the seed page")
+        lists[0].write_bytes(next((other / "_quarry" / "hashes").glob("*.bin")).read_bytes())
+    assert_ran(whr.run_import(wh, corpus.batch(2)), "import of batch 2")
+    report = truthcheck.check(wh, corpus.root, batches=2, committed=False)
+    assert report.ok, report.text()
 
 
 def test_second_import_is_refused_while_locked(corpus, tmp_path):
