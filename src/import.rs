@@ -24,7 +24,7 @@ use crate::load::schema;
 use crate::load::warehouse::{Warehouse, DUPLICATES, POSTS, REJECTS};
 use crate::pipeline::Pipeline;
 use crate::progress::{FileCounts, Progress};
-use crate::transform::dedupe::{encode_hash_list, HashIndex, Seen};
+use crate::transform::dedupe::{HashIndex, PackedHash, Seen};
 use crate::transform::derive::{derive, DeriveInputs};
 
 /// Pages extracted in parallel at once (bounded by bytes too).
@@ -249,6 +249,11 @@ enum PostsSink {
     Thread { tx: Option<SyncSender<Vec<Record>>>, handle: Option<std::thread::JoinHandle<Result<TableWriter>>> },
 }
 
+/// Builds a posts batch of `records` and writes it.
+fn write_posts(p: &Pipeline, writer: &mut TableWriter, records: Vec<Record>) -> Result<()> {
+    Ok(writer.write(&posts_batch(p, records)?)?)
+}
+
 impl PostsSink {
     fn new(p: &Pipeline, mut writer: TableWriter, own_thread: bool) -> PostsSink {
         let p = p.clone();
@@ -258,7 +263,7 @@ impl PostsSink {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(1);
         let handle = std::thread::spawn(move || -> Result<TableWriter> {
             for records in rx {
-                writer.write(&posts_batch(&p, records)?)?;
+                write_posts(&p, &mut writer, records)?;
             }
             Ok(writer)
         });
@@ -267,7 +272,7 @@ impl PostsSink {
 
     fn send(&mut self, records: Vec<Record>) -> Result<()> {
         match self {
-            PostsSink::Inline { p, writer } => Ok(writer.write(&posts_batch(p, records)?)?),
+            PostsSink::Inline { p, writer } => write_posts(p, writer, records),
             PostsSink::Thread { tx, handle } => {
                 if tx.as_ref().expect("sink open until finish").send(records).is_err() {
                     *tx = None;
@@ -327,6 +332,7 @@ pub(crate) struct RunState<'p> {
     reject_bytes: usize,
     dups: Vec<DuplicateRow>,
     posts_w: PostsSink,
+    pool: Arc<rayon::ThreadPool>,
     rejects_w: TableWriter,
     dups_w: TableWriter,
     summary: RunSummary,
@@ -336,6 +342,8 @@ impl<'p> RunState<'p> {
     /// Writers for the run's tables, and an empty summary; takes the hash index. With one thread the
     /// posts are written inline, otherwise on a thread of their own.
     pub fn new(p: &'p Pipeline, start: &mut RunStart, threads: usize) -> Result<RunState<'p>> {
+        let pool =
+            Arc::new(rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("starting worker threads")?);
         let mut index = std::mem::take(&mut start.index);
         let run_idx = index.run(&start.run_id);
         let out = &p.output;
@@ -350,6 +358,7 @@ impl<'p> RunState<'p> {
             reject_bytes: 0,
             dups: Vec::new(),
             posts_w: PostsSink::new(p, start.commit.writer(POSTS, out)?, threads > 1),
+            pool,
             rejects_w: start.commit.writer(REJECTS, out)?,
             dups_w: start.commit.writer(DUPLICATES, out)?,
             summary: RunSummary {
@@ -361,20 +370,26 @@ impl<'p> RunState<'p> {
         })
     }
 
+    /// The worker pool of the run (`threads` workers) that extracts pages.
+    pub fn pool(&self) -> Arc<rayon::ThreadPool> {
+        self.pool.clone()
+    }
+
     /// The run's counts so far.
     pub fn summary(&mut self) -> &mut RunSummary {
         &mut self.summary
     }
 
     /// Writes what is buffered and closes the table files: the summary, the rows of posts,
-    /// rejects and duplicates, and the run's hash list (encoded; `None` if it cannot have one).
-    pub fn finish(mut self) -> Result<(RunSummary, [u64; 3], Option<Vec<u8>>)> {
+    /// rejects and duplicates, and the run's sorted hashes (`None` if it cannot have a hash list).
+    pub fn finish(mut self) -> Result<(RunSummary, [u64; 3], Option<Vec<PackedHash>>)> {
         self.flush_posts()?;
         self.flush_rejects()?;
-        let hash_list = self.index.run_hashes(self.run_idx).map(|h| encode_hash_list(&h));
-        let RunState { posts_w, rejects_w, dups_w, summary, .. } = self;
+        let RunState { posts_w, rejects_w, dups_w, summary, index, run_idx, .. } = self;
         let rows = [posts_w.finish()?.close()?.rows, rejects_w.close()?.rows, dups_w.close()?.rows];
-        Ok((summary, rows, hash_list))
+        // Once the writers' buffers are free, so the list reuses their memory.
+        let hashes = index.run_hashes(run_idx);
+        Ok((summary, rows, hashes))
     }
 
     fn flush_posts(&mut self) -> Result<()> {
@@ -539,7 +554,7 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
     let threads = effective_threads(opts.threads);
     let mut st = RunState::new(p, &mut start, threads)?;
     let out = &p.output;
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.threads).build().context("starting worker threads")?;
+    let pool = st.pool();
     let total: u64 = files.iter().map(|f| if let InputFile::Path { size, .. } = f { *size } else { 0 }).sum();
     progress.start(total);
     let mut read_files: Vec<(String, String)> = Vec::new();

@@ -114,7 +114,7 @@ pub fn replay(p: &Pipeline, opts: &ReplayOptions, progress: &Progress) -> Result
     let mut st = RunState::new(p, &mut start, crate::import::effective_threads(opts.threads))?;
     st.summary().replay = true;
     let out = &p.output;
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.threads).build().context("starting worker threads")?;
+    let pool = st.pool();
 
     let files: Vec<(String, PathBuf)> =
         start.wh.table_files(REJECTS)?.into_iter().filter(|(id, _)| start.finished.contains(id)).collect();

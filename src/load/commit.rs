@@ -18,6 +18,7 @@ use super::parquet::{hints, properties, TableWriter, WriteError};
 use super::schema;
 use super::warehouse::{io_err, Warehouse, WarehouseError, DATA_TABLES, DELETE_MARKER, REJECTS, RUNS};
 use crate::pipeline::OutputConfig;
+use crate::transform::dedupe::{write_hash_list, PackedHash};
 
 /// Environment variable of the test-only switch that holds a run at a named point of its commit
 /// (`staged`, `posts`, `rejects`, `duplicates`, `lists`, `replacements`, `committed`) until it is killed.
@@ -163,7 +164,7 @@ impl RunCommit {
         self,
         rows: [u64; 3],
         files: &[(String, String)],
-        hash_list: Option<&[u8]>,
+        hash_list: Option<&[PackedHash]>,
         runs_row: &RecordBatch,
         out: &OutputConfig,
         replaced: &[(String, u64)],
@@ -189,10 +190,14 @@ impl RunCommit {
         File::open(&list).and_then(|f| f.sync_all()).map_err(io_err(&list, "cannot sync"))?;
         let list_to = self.wh.files_list(&self.run_id);
         fs::rename(&list, &list_to).map_err(io_err(&list_to, "cannot move the digest list"))?;
-        if let Some(data) = hash_list.filter(|_| rows[0] > 0) {
+        if let Some(hashes) = hash_list.filter(|_| rows[0] > 0) {
             let staged = self.staging.join("hashes.bin");
-            fs::write(&staged, data).map_err(io_err(&staged, "cannot write the hash list"))?;
-            File::open(&staged).and_then(|f| f.sync_all()).map_err(io_err(&staged, "cannot sync"))?;
+            File::create(&staged)
+                .and_then(|f| {
+                    write_hash_list(std::io::BufWriter::with_capacity(1 << 16, &f), hashes)?;
+                    f.sync_all()
+                })
+                .map_err(io_err(&staged, "cannot write the hash list"))?;
             let to = self.wh.hash_list(&self.run_id);
             let dir = to.parent().expect("hash list has a folder");
             fs::create_dir_all(dir).map_err(io_err(dir, "cannot create the hash list folder"))?;

@@ -58,15 +58,23 @@ impl PackedHash {
 
 /// A run's hash list file: the magic, the count (u64 LE), the sorted records, and an xxh3-64 of
 /// the records (u64 LE).
+pub fn write_hash_list<W: std::io::Write>(mut w: W, hashes: &[PackedHash]) -> std::io::Result<()> {
+    w.write_all(MAGIC)?;
+    w.write_all(&(hashes.len() as u64).to_le_bytes())?;
+    let mut sum = xxhash_rust::xxh3::Xxh3::new();
+    for h in hashes {
+        let r = h.record();
+        sum.update(&r);
+        w.write_all(&r)?;
+    }
+    w.write_all(&sum.digest().to_le_bytes())?;
+    w.flush()
+}
+
+/// A hash list file's bytes (`write_hash_list` into memory).
 pub fn encode_hash_list(hashes: &[PackedHash]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + 8 + hashes.len() * RECORD + 8);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(hashes.len() as u64).to_le_bytes());
-    for h in hashes {
-        out.extend_from_slice(&h.record());
-    }
-    let sum = xxhash_rust::xxh3::xxh3_64(&out[16..]);
-    out.extend_from_slice(&sum.to_le_bytes());
+    write_hash_list(&mut out, hashes).expect("writing to memory");
     out
 }
 
