@@ -490,10 +490,18 @@ pub fn extract_raw(p: &Pipeline, pg: &RawPage, max_page: usize) -> Result<Record
     page::extract(p, &pg.bytes, pg.complete)
 }
 
+/// Extracts a chunk of pages on the current pool, in order.
+fn extract_chunk(p: &Pipeline, pages: &[RawPage], max: usize) -> Vec<Result<Record, Reject>> {
+    // Each worker its own pipeline copy: a regex's cache pool is fastest on its owner thread.
+    pages.par_iter().with_min_len(64).map_init(|| p.clone(), |p, pg| extract_raw(p, pg, max)).collect()
+}
+
 /// What the splitter thread hands to the extracting thread, in file order.
 enum SplitMsg {
     /// The next pages of the file.
     Pages(Vec<RawPage>),
+    /// Pages and what extraction made of them (in the same order).
+    Extracted(Vec<RawPage>, Vec<Result<Record, Reject>>),
     /// The stream failed at decompressed byte `at`; `partial` is the page it was in.
     Failed { error: io::Error, partial: Option<RawPage>, at: u64 },
     /// The file is read: its decompressed size.
@@ -598,14 +606,13 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
         let mut handle = |msg: SplitMsg| -> Result<()> {
             match msg {
                 SplitMsg::Pages(pages) => {
-                    let results: Vec<_> = pool.install(|| {
-                        // Each worker its own pipeline copy: a regex's cache pool is fastest on its owner thread.
-                        pages
-                            .par_iter()
-                            .with_min_len(64)
-                            .map_init(|| p.clone(), |p, pg| extract_raw(p, pg, max))
-                            .collect()
-                    });
+                    let results = pool.install(|| extract_chunk(p, &pages, max));
+                    st.take(&name, pages, results)?;
+                    let now = counter.load(Ordering::Relaxed);
+                    progress.advance(now - seen, st.summary.pages);
+                    seen = now;
+                }
+                SplitMsg::Extracted(pages, results) => {
                     st.take(&name, pages, results)?;
                     let now = counter.load(Ordering::Relaxed);
                     progress.advance(now - seen, st.summary.pages);
@@ -637,14 +644,46 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
                 return Err(e);
             }
         } else {
-            // The splitter reads ahead on its own thread while the pool extracts the chunk before.
+            // The splitter reads ahead on its own thread; the pool extracts a chunk while this thread
+            // takes the one before (dedupe, batching), so the workers do not wait for it.
             let (tx, rx) = std::sync::mpsc::sync_channel::<SplitMsg>(2);
             std::thread::scope(|scope| -> Result<()> {
                 scope.spawn(move || split_file(reader, &p.trailer, max, &mut |msg| tx.send(msg).is_ok()));
-                for msg in &rx {
-                    handle(msg)?;
-                }
-                Ok(())
+                pool.in_place_scope(|jobs| -> Result<()> {
+                    type Job = std::sync::mpsc::Receiver<(Vec<RawPage>, Vec<Result<Record, Reject>>)>;
+                    let mut in_flight: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
+                    let oldest = |in_flight: &mut std::collections::VecDeque<Job>| -> Result<SplitMsg> {
+                        let job = in_flight.pop_front().expect("a job in flight");
+                        let (pages, results) =
+                            job.recv().map_err(|_| anyhow::anyhow!("an extraction worker stopped"))?;
+                        Ok(SplitMsg::Extracted(pages, results))
+                    };
+                    for msg in &rx {
+                        match msg {
+                            SplitMsg::Pages(pages) => {
+                                let (done, result) = std::sync::mpsc::sync_channel(1);
+                                jobs.spawn(move |_| {
+                                    let results = extract_chunk(p, &pages, max);
+                                    let _ = done.send((pages, results));
+                                });
+                                in_flight.push_back(result);
+                                if in_flight.len() > 1 {
+                                    handle(oldest(&mut in_flight)?)?;
+                                }
+                            }
+                            other => {
+                                while !in_flight.is_empty() {
+                                    handle(oldest(&mut in_flight)?)?;
+                                }
+                                handle(other)?;
+                            }
+                        }
+                    }
+                    while !in_flight.is_empty() {
+                        handle(oldest(&mut in_flight)?)?;
+                    }
+                    Ok(())
+                })
             })?;
         }
         let now = counter.load(Ordering::Relaxed);
