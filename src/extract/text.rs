@@ -48,6 +48,39 @@ pub fn bullet_item(line: &str) -> Option<&str> {
 /// Matches a folded key (lower case, single spaces) at the start of `line`, case-insensitively and
 /// with any run of white space where the key has a space. Returns the byte length matched.
 pub fn match_key(line: &str, key: &str) -> Option<usize> {
+    // ASCII fast path, byte by byte; any non-ASCII byte on either side decides on chars instead.
+    let (l, k) = (line.as_bytes(), key.as_bytes());
+    let mut pos = 0;
+    for &kb in k {
+        if kb == b' ' {
+            let start = pos;
+            while pos < l.len() && matches!(l[pos], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+                pos += 1;
+            }
+            if l.get(pos).is_some_and(|b| *b >= 0x80) {
+                return match_key_chars(line, key);
+            }
+            if pos == start {
+                return None;
+            }
+            continue;
+        }
+        match l.get(pos) {
+            Some(&b) if b < 0x80 && kb < 0x80 => {
+                if b.to_ascii_lowercase() != kb {
+                    return None;
+                }
+                pos += 1;
+            }
+            Some(_) => return match_key_chars(line, key),
+            None => return None,
+        }
+    }
+    Some(pos)
+}
+
+/// `match_key` a char at a time (Unicode white space and case folding).
+fn match_key_chars(line: &str, key: &str) -> Option<usize> {
     let mut pos = 0;
     let bytes = line;
     for k in key.chars() {
@@ -210,6 +243,21 @@ mod tests {
         assert_eq!(match_key("viewcount5", "view count"), None);
         assert_eq!(match_key("vie", "view count"), None);
         assert_eq!(match_key("HASHab12", "hash"), Some(4));
+    }
+
+    use proptest::prelude::*;
+
+    proptest::proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn ascii_fast_path_matches_keys_like_the_char_path(
+            line in proptest::collection::vec(proptest::sample::select(vec![
+                "view", "VIEW", "count", " ", "  ", "\t", "\u{a0}", "\u{212a}", "k", "K", "it", ":", "5", "é", "É", "\u{17f}", "s",
+            ]), 0..6).prop_map(|v| v.concat()),
+            key in proptest::sample::select(vec!["view count", "kit", "view", "s", "é", "count 5", "ſ"]),
+        ) {
+            proptest::prop_assert_eq!(match_key(&line, key), match_key_chars(&line, key), "{:?} / {:?}", line, key);
+        }
     }
 
     #[test]
