@@ -119,6 +119,52 @@ impl Hasher for KeyHasher {
 
 type FastMap<K> = HashMap<K, u32, BuildHasherDefault<KeyHasher>>;
 
+/// Packed hashes with their run: the keys in insertion order, 33 bytes each without padding (and
+/// written once, in order), and a table of 4-byte indices into them. About 40% of the memory of a
+/// map of keys to runs, which matters here: this set is what grows with the size of a run.
+#[derive(Default)]
+struct PackedSet {
+    keys: Vec<PackedHash>,
+    runs: Vec<u32>,
+    table: hashbrown::HashTable<u32>,
+}
+
+impl PackedSet {
+    fn hash(k: &PackedHash) -> u64 {
+        xxhash_rust::xxh3::xxh3_64_with_seed(&k.bytes[..usize::from(k.digits).div_ceil(2)], u64::from(k.digits))
+    }
+
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn reserve(&mut self, n: usize) {
+        self.keys.reserve(n);
+        self.runs.reserve(n);
+        let keys = &self.keys;
+        self.table.reserve(n, |&i| Self::hash(&keys[i as usize]));
+    }
+
+    /// The run holding `k`, or `None` after recording it for `run`.
+    fn get_or_insert(&mut self, k: PackedHash, run: u32) -> Option<u32> {
+        let h = Self::hash(&k);
+        let keys = &self.keys;
+        if let Some(&i) = self.table.find(h, |&i| keys[i as usize] == k) {
+            return Some(self.runs[i as usize]);
+        }
+        let i = u32::try_from(self.keys.len()).expect("fewer than 2^32 hashes in memory");
+        self.keys.push(k);
+        self.runs.push(run);
+        let keys = &self.keys;
+        self.table.insert_unique(h, i, |&j| Self::hash(&keys[j as usize]));
+        None
+    }
+
+    fn of_run(&self, run: u32) -> impl Iterator<Item = PackedHash> + '_ {
+        self.keys.iter().zip(&self.runs).filter(move |(_, &r)| r == run).map(|(k, _)| *k)
+    }
+}
+
 /// Every hash the warehouse holds (from finished runs) and those taken so far in this run.
 /// The value is an index into `runs`, the run that imported the hash first.
 #[derive(Default)]
@@ -128,7 +174,7 @@ pub struct HashIndex {
     sorted: Vec<PackedHash>,
     sorted_runs: Vec<u32>,
     /// This run's hashes, and those of earlier runs read from their Parquet files.
-    packed: FastMap<PackedHash>,
+    packed: PackedSet,
     /// Hashes that are not lower-case hex (never written by quarry, but a warehouse may hold them).
     other: FastMap<Box<str>>,
     runs: Vec<String>,
@@ -169,8 +215,12 @@ impl HashIndex {
     /// Records a hash imported by `run` (keeps the first run when seen twice).
     pub fn insert(&mut self, hash: &str, run: u32) {
         match PackedHash::new(hash) {
-            Some(k) => self.packed.entry(k).or_insert(run),
-            None => self.other.entry(hash.into()).or_insert(run),
+            Some(k) => {
+                self.packed.get_or_insert(k, run);
+            }
+            None => {
+                self.other.entry(hash.into()).or_insert(run);
+            }
         };
     }
 
@@ -219,7 +269,7 @@ impl HashIndex {
         if self.other.values().any(|&r| r == run) {
             return None;
         }
-        let mut out: Vec<PackedHash> = self.packed.iter().filter(|(_, &r)| r == run).map(|(k, _)| *k).collect();
+        let mut out: Vec<PackedHash> = self.packed.of_run(run).collect();
         out.sort_unstable();
         Some(out)
     }
@@ -235,12 +285,9 @@ impl HashIndex {
         let first = match PackedHash::new(hash) {
             Some(k) => match self.sorted.binary_search(&k) {
                 Ok(at) => self.sorted_runs[at],
-                Err(_) => match self.packed.entry(k) {
-                    Entry::Occupied(e) => *e.get(),
-                    Entry::Vacant(e) => {
-                        e.insert(run);
-                        return Seen::New;
-                    }
+                Err(_) => match self.packed.get_or_insert(k, run) {
+                    Some(first) => first,
+                    None => return Seen::New,
                 },
             },
             None => match self.other.entry(hash.into()) {
