@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use arrow::array::BooleanArray;
 use arrow::array::{ArrayRef, Int64Array, ListBuilder, StringArray, StringBuilder, TimestampMicrosecondArray};
+use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::record_batch::RecordBatch;
 use rayon::prelude::*;
 
@@ -246,12 +248,16 @@ impl RunStart {
 /// the first error stops the thread and is returned by the next `send` or by `finish`.
 enum PostsSink {
     Inline { p: Box<Pipeline>, writer: Box<TableWriter> },
-    Thread { tx: Option<SyncSender<Vec<Record>>>, handle: Option<std::thread::JoinHandle<Result<TableWriter>>> },
+    Thread { tx: Option<SyncSender<PostsParts>>, handle: Option<std::thread::JoinHandle<Result<TableWriter>>> },
 }
 
-/// Builds a posts batch of `records` and writes it.
-fn write_posts(p: &Pipeline, writer: &mut TableWriter, records: Vec<Record>) -> Result<()> {
-    Ok(writer.write(&posts_batch(p, records)?)?)
+/// Joins the parts into one batch, derives its metrics and writes it.
+fn write_posts(p: &Pipeline, writer: &mut TableWriter, parts: PostsParts) -> Result<()> {
+    let PostsParts { batches, entries_valid, ids, .. } = parts;
+    let b = concat_batches(&schema::posts(), &batches).context("joining posts batches")?;
+    drop(batches);
+    let b = derive(p, &b, &DeriveInputs { entries_valid: &entries_valid, ids: &ids }).context("deriving metrics")?;
+    Ok(writer.write(&b)?)
 }
 
 impl PostsSink {
@@ -260,17 +266,20 @@ impl PostsSink {
         if !own_thread {
             return PostsSink::Inline { p: Box::new(p), writer: Box::new(writer) };
         }
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(1);
-        let handle = std::thread::spawn(move || -> Result<TableWriter> {
-            for records in rx {
-                write_posts(&p, &mut writer, records)?;
-            }
-            Ok(writer)
-        });
+        let (tx, rx) = std::sync::mpsc::sync_channel::<PostsParts>(1);
+        let handle = std::thread::Builder::new()
+            .name("quarry-writer".into())
+            .spawn(move || -> Result<TableWriter> {
+                for records in rx {
+                    write_posts(&p, &mut writer, records)?;
+                }
+                Ok(writer)
+            })
+            .expect("starting the posts writer thread");
         PostsSink::Thread { tx: Some(tx), handle: Some(handle) }
     }
 
-    fn send(&mut self, records: Vec<Record>) -> Result<()> {
+    fn send(&mut self, records: PostsParts) -> Result<()> {
         match self {
             PostsSink::Inline { p, writer } => write_posts(p, writer, records),
             PostsSink::Thread { tx, handle } => {
@@ -327,7 +336,9 @@ pub(crate) struct RunState<'p> {
     run_idx: u32,
     started: i64,
     index: HashIndex,
-    posts: Vec<Record>,
+    /// Post rows taken and not yet written: batches without the derived columns, and the
+    /// derivation inputs of their rows in order.
+    posts: PostsParts,
     rejects: Vec<RejectRow>,
     reject_bytes: usize,
     dups: Vec<DuplicateRow>,
@@ -342,8 +353,13 @@ impl<'p> RunState<'p> {
     /// Writers for the run's tables, and an empty summary; takes the hash index. With one thread the
     /// posts are written inline, otherwise on a thread of their own.
     pub fn new(p: &'p Pipeline, start: &mut RunStart, threads: usize) -> Result<RunState<'p>> {
-        let pool =
-            Arc::new(rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("starting worker threads")?);
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("quarry-worker-{i}"))
+                .build()
+                .context("starting worker threads")?,
+        );
         let mut index = std::mem::take(&mut start.index);
         let run_idx = index.run(&start.run_id);
         let out = &p.output;
@@ -353,7 +369,7 @@ impl<'p> RunState<'p> {
             run_idx,
             started: start.started,
             index,
-            posts: Vec::new(),
+            posts: PostsParts::default(),
             rejects: Vec::new(),
             reject_bytes: 0,
             dups: Vec::new(),
@@ -393,10 +409,15 @@ impl<'p> RunState<'p> {
     }
 
     fn flush_posts(&mut self) -> Result<()> {
-        if self.posts.is_empty() {
+        if self.posts.rows == 0 {
             return Ok(());
         }
         self.posts_w.send(std::mem::take(&mut self.posts))
+    }
+
+    /// The run id and start time (the run columns of its post rows).
+    pub fn run_columns(&self) -> RunColumns {
+        RunColumns { run_id: self.run_id.clone(), started: self.started }
     }
 
     fn flush_rejects(&mut self) -> Result<()> {
@@ -434,49 +455,145 @@ impl<'p> RunState<'p> {
 
     /// Takes extracted pages of one file in order: each becomes a post, a duplicate or a reject.
     pub fn take(&mut self, file: &str, pages: Vec<RawPage>, results: Vec<Result<Record, Reject>>) -> Result<()> {
-        let c = &self.p.cols;
-        for (pg, res) in pages.into_iter().zip(results) {
+        let out = chunk_output(self.p, file, &pages, results, &self.run_columns())?;
+        self.take_chunk(file, pages, out)
+    }
+
+    /// Takes a chunk of one file's pages in order, with what extraction made of them.
+    pub fn take_chunk(&mut self, file: &str, pages: Vec<RawPage>, out: ChunkOutput) -> Result<()> {
+        let mut keep = Vec::with_capacity(out.posts.as_ref().map_or(0, RecordBatch::num_rows));
+        for (pg, outcome) in pages.into_iter().zip(out.outcomes) {
             self.summary.pages += 1;
-            match res {
-                Err(rej) => self.reject(file, pg.offset, rej, pg.bytes)?,
-                Ok(mut rec) => match self.index.check(&rec.hash, self.run_idx) {
-                    Seen::Duplicate { first_run_id } => {
-                        let first_run_id = first_run_id.to_string();
-                        self.summary.duplicates += 1;
-                        self.dups.push(DuplicateRow {
-                            hash: rec.hash,
-                            source_file: file.to_string(),
-                            source_offset: pg.offset,
-                            first_run_id,
-                        });
-                        if self.dups.len() >= self.p.output.batch_rows {
-                            self.flush_rejects()?;
+            let post = match outcome {
+                Outcome::Reject(rej) => {
+                    self.reject(file, pg.offset, rej, pg.bytes)?;
+                    continue;
+                }
+                Outcome::Post(post) => post,
+            };
+            match self.index.check(&post.hash, self.run_idx) {
+                Seen::Duplicate { first_run_id } => {
+                    let first_run_id = first_run_id.to_string();
+                    keep.push(false);
+                    self.summary.duplicates += 1;
+                    self.dups.push(DuplicateRow {
+                        hash: post.hash,
+                        source_file: file.to_string(),
+                        source_offset: pg.offset,
+                        first_run_id,
+                    });
+                    if self.dups.len() >= self.p.output.batch_rows {
+                        self.flush_rejects()?;
+                    }
+                }
+                Seen::New => {
+                    keep.push(true);
+                    self.summary.imported += 1;
+                    if !post.issues.is_empty() {
+                        self.summary.with_issues += 1;
+                        for code in post.issues {
+                            *self.summary.issues_by_code.entry(code).or_default() += 1;
                         }
                     }
-                    Seen::New => {
-                        self.summary.imported += 1;
-                        if rec.has_issues {
-                            self.summary.with_issues += 1;
-                            if let Cell::List(codes) = &rec.cells[c.issues] {
-                                for code in codes {
-                                    *self.summary.issues_by_code.entry(code.clone()).or_default() += 1;
-                                }
-                            }
-                        }
-                        rec.cells[c.source_file] = Cell::Text(file.to_string());
-                        rec.cells[c.source_offset] = Cell::Int(pg.offset as i64);
-                        rec.cells[c.run_id] = Cell::Text(self.run_id.clone());
-                        rec.cells[c.ingested_at] = Cell::Int(self.started);
-                        self.posts.push(rec);
-                        if self.posts.len() >= self.p.output.batch_rows {
-                            self.flush_posts()?;
-                        }
-                    }
-                },
+                    self.posts.entries_valid.push(post.entries_valid);
+                    self.posts.ids.push(post.ids);
+                }
             }
+        }
+        if let Some(b) = out.posts {
+            let b = if keep.iter().all(|k| *k) { b } else { filter_record_batch(&b, &BooleanArray::from(keep))? };
+            if b.num_rows() > 0 {
+                self.posts.rows += b.num_rows();
+                self.posts.batches.push(b);
+            }
+        }
+        if self.posts.rows >= self.p.output.batch_rows {
+            self.flush_posts()?;
         }
         Ok(())
     }
+}
+
+/// The run columns every post row of a run gets.
+#[derive(Debug, Clone)]
+pub struct RunColumns {
+    pub run_id: String,
+    pub started: i64,
+}
+
+/// What became of one extracted page, for the run.
+pub enum Outcome {
+    /// The page cannot be imported.
+    Reject(Reject),
+    /// The page is a post row (the next row of the chunk's batch), unless its hash is taken.
+    Post(PostMeta),
+}
+
+/// What the run needs of a post besides its row: its hash, issue codes and derivation inputs.
+pub struct PostMeta {
+    pub hash: String,
+    pub issues: Vec<String>,
+    pub entries_valid: u32,
+    pub ids: Vec<Option<i64>>,
+}
+
+/// A chunk of pages after extraction: a result per page, in order, and the post rows as one
+/// batch (before dedupe and without the derived columns). Built on the worker that extracted the
+/// chunk, so the per-value allocations of its records are freed where they were made.
+pub struct ChunkOutput {
+    pub outcomes: Vec<Outcome>,
+    pub posts: Option<RecordBatch>,
+}
+
+/// Post rows waiting to be written.
+#[derive(Default)]
+pub(crate) struct PostsParts {
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    entries_valid: Vec<u32>,
+    ids: Vec<Vec<Option<i64>>>,
+}
+
+/// Turns extraction results into a chunk output: the records' run columns set, their cells made
+/// into one batch.
+pub fn chunk_output(
+    p: &Pipeline,
+    file: &str,
+    pages: &[RawPage],
+    results: Vec<Result<Record, Reject>>,
+    run: &RunColumns,
+) -> Result<ChunkOutput> {
+    let c = &p.cols;
+    let mut outcomes = Vec::with_capacity(results.len());
+    let mut rows = Vec::with_capacity(results.len());
+    for (pg, res) in pages.iter().zip(results) {
+        match res {
+            Err(rej) => outcomes.push(Outcome::Reject(rej)),
+            Ok(mut rec) => {
+                let issues = match &mut rec.cells[c.issues] {
+                    Cell::List(codes) if rec.has_issues => codes.clone(),
+                    _ => Vec::new(),
+                };
+                rec.cells[c.source_file] = Cell::Text(file.to_string());
+                rec.cells[c.source_offset] = Cell::Int(pg.offset as i64);
+                rec.cells[c.run_id] = Cell::Text(run.run_id.clone());
+                rec.cells[c.ingested_at] = Cell::Int(run.started);
+                outcomes.push(Outcome::Post(PostMeta {
+                    hash: rec.hash,
+                    issues,
+                    entries_valid: rec.entries_valid,
+                    ids: rec.ids,
+                }));
+                rows.push(rec.cells);
+            }
+        }
+    }
+    let posts = if rows.is_empty() {
+        None
+    } else {
+        Some(batch::batch(&schema::posts(), &rows).context("building a posts batch")?)
+    };
+    Ok(ChunkOutput { outcomes, posts })
 }
 
 /// Extracts one split page (an oversized page is rejected without being parsed).
@@ -490,18 +607,19 @@ pub fn extract_raw(p: &Pipeline, pg: &RawPage, max_page: usize) -> Result<Record
     page::extract(p, &pg.bytes, pg.complete)
 }
 
-/// Extracts a chunk of pages on the current pool, in order.
-fn extract_chunk(p: &Pipeline, pages: &[RawPage], max: usize) -> Vec<Result<Record, Reject>> {
+/// Extracts a chunk of pages on the current pool, in order, and makes its post rows a batch.
+fn extract_chunk(p: &Pipeline, pages: &[RawPage], max: usize, file: &str, run: &RunColumns) -> Result<ChunkOutput> {
     // Each worker its own pipeline copy: a regex's cache pool is fastest on its owner thread.
-    pages.par_iter().with_min_len(64).map_init(|| p.clone(), |p, pg| extract_raw(p, pg, max)).collect()
+    let results = pages.par_iter().with_min_len(64).map_init(|| p.clone(), |p, pg| extract_raw(p, pg, max)).collect();
+    chunk_output(p, file, pages, results, run)
 }
 
 /// What the splitter thread hands to the extracting thread, in file order.
 enum SplitMsg {
     /// The next pages of the file.
     Pages(Vec<RawPage>),
-    /// Pages and what extraction made of them (in the same order).
-    Extracted(Vec<RawPage>, Vec<Result<Record, Reject>>),
+    /// Pages and what extraction made of them.
+    Extracted(Vec<RawPage>, Result<ChunkOutput>),
     /// The stream failed at decompressed byte `at`; `partial` is the page it was in.
     Failed { error: io::Error, partial: Option<RawPage>, at: u64 },
     /// The file is read: its decompressed size.
@@ -563,6 +681,7 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
     let mut st = RunState::new(p, &mut start, threads)?;
     let out = &p.output;
     let pool = st.pool();
+    let run = st.run_columns();
     let total: u64 = files.iter().map(|f| if let InputFile::Path { size, .. } = f { *size } else { 0 }).sum();
     progress.start(total);
     // Room for this run's hashes up front (pages are ~3 KB in practice): the hash set then grows
@@ -609,14 +728,14 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
         let mut handle = |msg: SplitMsg| -> Result<()> {
             match msg {
                 SplitMsg::Pages(pages) => {
-                    let results = pool.install(|| extract_chunk(p, &pages, max));
-                    st.take(&name, pages, results)?;
+                    let out = pool.install(|| extract_chunk(p, &pages, max, &name, &run))?;
+                    st.take_chunk(&name, pages, out)?;
                     let now = counter.load(Ordering::Relaxed);
                     progress.advance(now - seen, st.summary.pages);
                     seen = now;
                 }
-                SplitMsg::Extracted(pages, results) => {
-                    st.take(&name, pages, results)?;
+                SplitMsg::Extracted(pages, out) => {
+                    st.take_chunk(&name, pages, out?)?;
                     let now = counter.load(Ordering::Relaxed);
                     progress.advance(now - seen, st.summary.pages);
                     seen = now;
@@ -649,28 +768,31 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
         } else {
             // The splitter reads ahead on its own thread; the pool extracts a chunk while this thread
             // takes the one before (dedupe, batching), so the workers do not wait for it.
-            let (tx, rx) = std::sync::mpsc::sync_channel::<SplitMsg>(2);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<SplitMsg>(3);
             std::thread::scope(|scope| -> Result<()> {
-                scope.spawn(move || split_file(reader, &p.trailer, max, &mut |msg| tx.send(msg).is_ok()));
+                std::thread::Builder::new()
+                    .name("quarry-splitter".into())
+                    .spawn_scoped(scope, move || split_file(reader, &p.trailer, max, &mut |msg| tx.send(msg).is_ok()))
+                    .context("starting the splitter thread")?;
                 pool.in_place_scope(|jobs| -> Result<()> {
-                    type Job = std::sync::mpsc::Receiver<(Vec<RawPage>, Vec<Result<Record, Reject>>)>;
+                    type Job = std::sync::mpsc::Receiver<(Vec<RawPage>, Result<ChunkOutput>)>;
                     let mut in_flight: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
                     let oldest = |in_flight: &mut std::collections::VecDeque<Job>| -> Result<SplitMsg> {
                         let job = in_flight.pop_front().expect("a job in flight");
-                        let (pages, results) =
-                            job.recv().map_err(|_| anyhow::anyhow!("an extraction worker stopped"))?;
-                        Ok(SplitMsg::Extracted(pages, results))
+                        let (pages, out) = job.recv().map_err(|_| anyhow::anyhow!("an extraction worker stopped"))?;
+                        Ok(SplitMsg::Extracted(pages, out))
                     };
                     for msg in &rx {
                         match msg {
                             SplitMsg::Pages(pages) => {
                                 let (done, result) = std::sync::mpsc::sync_channel(1);
+                                let (name, run) = (&name, &run);
                                 jobs.spawn(move |_| {
-                                    let results = extract_chunk(p, &pages, max);
-                                    let _ = done.send((pages, results));
+                                    let out = extract_chunk(p, &pages, max, name, run);
+                                    let _ = done.send((pages, out));
                                 });
                                 in_flight.push_back(result);
-                                if in_flight.len() > 1 {
+                                if in_flight.len() > 2 {
                                     handle(oldest(&mut in_flight)?)?;
                                 }
                             }
@@ -719,7 +841,8 @@ fn digests_ahead(files: &[InputFile]) -> std::sync::mpsc::Receiver<Option<io::Re
         })
         .collect();
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    // If the thread cannot start, the sender is gone and the first `recv` says so.
+    let _ = std::thread::Builder::new().name("quarry-digest".into()).spawn(move || {
         for path in paths {
             if tx.send(path.map(|p| read::digest_file(&p))).is_err() {
                 break;
