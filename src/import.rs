@@ -570,7 +570,7 @@ pub fn chunk_output(
         match res {
             Err(rej) => outcomes.push(Outcome::Reject(rej)),
             Ok(mut rec) => {
-                let issues = match &mut rec.cells[c.issues] {
+                let issues = match &rec.cells[c.issues] {
                     Cell::List(codes) if rec.has_issues => codes.clone(),
                     _ => Vec::new(),
                 };
@@ -831,7 +831,9 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
 /// The content digest of each input file (`None` for standard input), in order, computed on a
 /// thread of its own: a file is read once for its digest (to skip it when an earlier run imported
 /// it) and once to import it, and this way the first read of the next file overlaps the import of
-/// the one before. The thread stops when the receiver is dropped.
+/// the one before. It runs one file ahead at most (a rendezvous channel), so a dump larger than
+/// memory is not read far ahead and out of the page cache before its import. The thread stops when
+/// the receiver is dropped.
 fn digests_ahead(files: &[InputFile]) -> std::sync::mpsc::Receiver<Option<io::Result<String>>> {
     let paths: Vec<Option<PathBuf>> = files
         .iter()
@@ -840,7 +842,7 @@ fn digests_ahead(files: &[InputFile]) -> std::sync::mpsc::Receiver<Option<io::Re
             InputFile::Stdin => None,
         })
         .collect();
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, rx) = std::sync::mpsc::sync_channel(0);
     // If the thread cannot start, the sender is gone and the first `recv` says so.
     let _ = std::thread::Builder::new().name("quarry-digest".into()).spawn(move || {
         for path in paths {

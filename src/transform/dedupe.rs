@@ -34,9 +34,7 @@ impl PackedHash {
         }
         Some(PackedHash { digits: h.len() as u8, bytes })
     }
-}
 
-impl PackedHash {
     fn record(&self) -> [u8; RECORD] {
         let mut r = [0u8; RECORD];
         r[..32].copy_from_slice(&self.bytes);
@@ -46,13 +44,16 @@ impl PackedHash {
 
     fn from_record(r: &[u8]) -> Option<PackedHash> {
         let digits = r[32];
+        if !(1..=64).contains(&digits) {
+            return None;
+        }
         let mut bytes = [0u8; 32];
         bytes.copy_from_slice(&r[..32]);
         // Digits past the length must be zero, as `new` leaves them: one hash, one record.
         let used = usize::from(digits).div_ceil(2);
         let tail_clear =
             bytes[used..].iter().all(|&b| b == 0) && (digits.is_multiple_of(2) || bytes[used - 1] & 0x0f == 0);
-        ((1..=64).contains(&digits) && tail_clear).then_some(PackedHash { bytes, digits })
+        tail_clear.then_some(PackedHash { bytes, digits })
     }
 }
 
@@ -351,6 +352,16 @@ mod tests {
         let mut flipped = data.clone();
         flipped[20] ^= 1;
         assert_eq!(decode_hash_list(&flipped), None, "checksum");
+        // Records that no hash packs to, under a valid checksum: rejected, not a panic.
+        for digits in [0u8, 65, 200] {
+            let mut rec = [0u8; RECORD];
+            rec[32] = digits;
+            let mut forged = MAGIC.to_vec();
+            forged.extend_from_slice(&1u64.to_le_bytes());
+            forged.extend_from_slice(&rec);
+            forged.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&rec).to_le_bytes());
+            assert_eq!(decode_hash_list(&forged), None, "{digits} digits");
+        }
         let mut unsorted = hashes.clone();
         unsorted.swap(0, 1);
         assert_eq!(decode_hash_list(&encode_hash_list(&unsorted)), None, "order");
