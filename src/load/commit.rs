@@ -156,7 +156,7 @@ impl RunCommit {
 
     /// Makes the run visible: one rename per table, then the digest list and the hash list, then
     /// the `runs` row. `rows` holds the row counts of posts, rejects and duplicates; `files`
-    /// (digest, name) of every file the run read; `hash_list` the encoded hashes of the run's posts
+    /// (digest, name) of every file the run read; `hash_list` the sorted hashes of the run's posts
     /// (none when it cannot have one: the hashes are read from the posts file then); `replaced`
     /// (old run id, rows kept) the rejects files a replay rewrote, each staged by
     /// `replacement_writer` (none for an import).
