@@ -175,22 +175,40 @@ fn classify(trailer: &LinePattern, line: &[u8]) -> LineKind {
 }
 
 impl PageBuf {
-    fn push(&mut self, line: &[u8], len: u64, keep: bool) {
+    /// Bytes of the page held: a page keeps its first `max_page` bytes.
+    fn held(&self) -> usize {
+        self.cur_len.min(self.max_page as u64) as usize
+    }
+
+    /// Counts a line of `len` bytes into the page (its bytes are copied by `fill`, now or later).
+    fn account(&mut self, len: u64, keep: bool) {
         self.cur_len += len;
-        let room = self.max_page.saturating_sub(self.cur.len());
-        let take = room.min(line.len());
-        self.cur.extend_from_slice(&line[..take]);
         if keep {
-            self.keep = self.cur.len();
+            self.keep = self.held();
         }
     }
 
-    fn start(&mut self, offset: u64, line: &[u8], len: u64) {
-        self.cur = Vec::with_capacity(self.hint.min(self.max_page).max(line.len().min(self.max_page)));
+    /// Copies the next bytes of the page, up to the limit.
+    fn fill(&mut self, bytes: &[u8]) {
+        let room = self.max_page.saturating_sub(self.cur.len());
+        self.cur.extend_from_slice(&bytes[..room.min(bytes.len())]);
+    }
+
+    fn push(&mut self, line: &[u8], len: u64, keep: bool) {
+        self.fill(line);
+        self.account(len, keep);
+    }
+
+    fn begin(&mut self, offset: u64) {
+        self.cur = Vec::with_capacity(self.hint.min(self.max_page));
         self.cur_len = 0;
         self.cur_offset = offset;
         self.keep = 0;
         self.state = State::InPage;
+    }
+
+    fn start(&mut self, offset: u64, line: &[u8], len: u64) {
+        self.begin(offset);
         self.push(line, len, true);
     }
 
@@ -233,24 +251,59 @@ impl<R: BufRead> Iterator for PageSplitter<'_, R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            // A whole line in the reader's buffer is taken from there, without a copy of its own.
+            // Whole lines in the reader's buffer are classified there, and a page's bytes copied
+            // from it in one piece when the page ends or the buffer does.
             if !self.at_start {
                 let avail = match self.reader.fill_buf() {
                     Ok(b) => b,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Some(Err(e)),
                 };
-                if let Some(i) = memchr::memchr(b'\n', avail) {
-                    let line = &avail[..=i];
-                    let start = self.pos;
-                    self.pos += line.len() as u64;
-                    let kind = classify(self.trailer, line);
-                    let page = self.page.line(start, line, line.len() as u64, kind);
-                    self.reader.consume(i + 1);
-                    match page {
-                        Some(p) => return Some(Ok(p)),
-                        None => continue,
+                let base = self.pos;
+                let pg = &mut self.page;
+                // avail[pending..done]: bytes of the page in progress not yet copied into it.
+                let (mut pending, mut done) = (0, 0);
+                let mut closed = None;
+                for nl in memchr::memchr_iter(b'\n', avail) {
+                    let (s, e) = (done, nl + 1);
+                    let len = (e - s) as u64;
+                    match (pg.state, classify(self.trailer, &avail[s..e])) {
+                        (State::Between, LineKind::Blank) => {}
+                        (State::Between, _) => {
+                            pg.begin(base + s as u64);
+                            pending = s;
+                            pg.account(len, true);
+                        }
+                        (State::InPage | State::AfterTrailer, LineKind::Blank) => pg.account(len, false),
+                        (State::InPage, LineKind::Bullet | LineKind::Other) => pg.account(len, true),
+                        (State::AfterTrailer, LineKind::Bullet) => pg.account(len, true),
+                        (State::InPage, LineKind::Trailer) => {
+                            pg.account(len, true);
+                            pg.state = State::AfterTrailer;
+                        }
+                        (State::AfterTrailer, LineKind::Other | LineKind::Trailer) => {
+                            pg.fill(&avail[pending..s]);
+                            closed = Some(pg.emit(true));
+                            pg.begin(base + s as u64);
+                            pending = s;
+                            pg.account(len, true);
+                        }
                     }
+                    done = e;
+                    if closed.is_some() {
+                        break;
+                    }
+                }
+                if pg.state != State::Between {
+                    pg.fill(&avail[pending..done]);
+                }
+                self.pos += done as u64;
+                self.reader.consume(done);
+                if let Some(p) = closed {
+                    return Some(Ok(p));
+                }
+                if done > 0 {
+                    continue;
                 }
             }
             let (start, len) = match self.read_line() {
