@@ -85,6 +85,13 @@ fn split(data: &[u8], max_page: usize) -> Vec<RawPage> {
 pub fn check(data: &[u8], max_page: usize) -> Vec<RawPage> {
     let p = pipeline();
     let pages = split(data, max_page);
+    // The same pages whatever the reader's buffer size (lines across buffer ends take the slow path).
+    let cap = 1 + data.len() % 97;
+    let small: Vec<RawPage> =
+        PageSplitter::with_max_page(std::io::BufReader::with_capacity(cap, data), &p.trailer, max_page)
+            .map(|r| r.expect("reading a slice cannot fail"))
+            .collect();
+    assert!(small == pages, "pages differ when read through a {cap}-byte buffer");
     let mut pos = if data.starts_with(b"\xef\xbb\xbf") { 3 } else { 0 };
     let (mut records, mut rejects) = (0usize, 0usize);
     for (n, pg) in pages.iter().enumerate() {
