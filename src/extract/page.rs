@@ -77,7 +77,8 @@ pub fn extract(p: &Pipeline, raw: &[u8], complete: bool) -> Result<Record, Rejec
             }
             let line = clean_cow(t);
             // Lines are classified trimmed and decoded: `&bull; x` is a bullet, `&nbsp;` a blank line.
-            if line.is_empty() || bullet_item(&line).is_some() {
+            // (A line nothing was decoded in is `t`, already known not to be a bullet.)
+            if line.is_empty() || (matches!(line, Cow::Owned(_)) && bullet_item(&line).is_some()) {
                 i += 1;
                 continue;
             }
@@ -100,7 +101,7 @@ pub fn extract(p: &Pipeline, raw: &[u8], complete: bool) -> Result<Record, Rejec
     // Like the splitter, only a line that is neither blank nor a bullet can be the trailer.
     if let Some(k) = lines[meta_at + 1..]
         .iter()
-        .position(|l| !is_blank(l) && bullet_item(l).is_none() && p.trailer.is_match(trim(l)))
+        .position(|l| p.trailer.is_match(trim(l)) && !is_blank(l) && bullet_item(l).is_none())
     {
         trailer_at = meta_at + 1 + k;
     }

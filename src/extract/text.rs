@@ -8,28 +8,93 @@ pub fn is_ws(c: char) -> bool {
     c.is_whitespace() || c == '\u{feff}'
 }
 
+/// ASCII white space (what `is_ws` accepts below U+0080).
+#[inline]
+fn is_ascii_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
 /// The line without white space at either end.
 #[inline]
 pub fn trim(s: &str) -> &str {
-    s.trim_matches(is_ws)
+    // Bytes while ASCII; a non-ASCII byte at an end may start Unicode white space: chars from there.
+    let b = s.as_bytes();
+    let (mut start, mut end) = (0, b.len());
+    while start < end && is_ascii_ws(b[start]) {
+        start += 1;
+    }
+    while end > start && is_ascii_ws(b[end - 1]) {
+        end -= 1;
+    }
+    let t = &s[start..end];
+    if start < end && (b[start] >= 0x80 || b[end - 1] >= 0x80) {
+        t.trim_matches(is_ws)
+    } else {
+        t
+    }
 }
 
 /// The line without trailing white space (and without a trailing `\r`).
 #[inline]
 pub fn trim_end(s: &str) -> &str {
-    s.trim_end_matches(is_ws)
+    let b = s.as_bytes();
+    let mut end = b.len();
+    while end > 0 && is_ascii_ws(b[end - 1]) {
+        end -= 1;
+    }
+    let t = &s[..end];
+    if end > 0 && b[end - 1] >= 0x80 {
+        t.trim_end_matches(is_ws)
+    } else {
+        t
+    }
 }
 
 /// True when the line holds only white space.
 #[inline]
 pub fn is_blank(s: &str) -> bool {
-    s.chars().all(is_ws)
+    match s.bytes().position(|b| !is_ascii_ws(b)) {
+        None => true,
+        Some(i) if s.as_bytes()[i] < 0x80 => false,
+        Some(i) => s[i..].chars().all(is_ws),
+    }
 }
 
 const BULLETS: [char; 4] = ['•', '-', '*', '·'];
 
 /// The item of a bullet line: optional indentation, a bullet character, one or more spaces, the item.
 pub fn bullet_item(line: &str) -> Option<&str> {
+    // Bytes while ASCII; where Unicode white space could be (a non-ASCII byte), chars decide.
+    let b = line.as_bytes();
+    let mut i = 0;
+    while i < b.len() && is_ascii_ws(b[i]) {
+        i += 1;
+    }
+    let bullet_len = match &b[i..] {
+        [b'-' | b'*', ..] => 1,
+        [0xE2, 0x80, 0xA2, ..] => 3, // •
+        [0xC2, 0xB7, ..] => 2,       // ·
+        [c, ..] if *c < 0x80 => return None,
+        [_, ..] => return bullet_item_chars(line),
+        [] => return None,
+    };
+    let after = i + bullet_len;
+    let mut j = after;
+    while j < b.len() && is_ascii_ws(b[j]) {
+        j += 1;
+    }
+    if j < b.len() && b[j] >= 0x80 {
+        return bullet_item_chars(line);
+    }
+    if j == after {
+        return None;
+    }
+    let item = trim_end(&line[j..]);
+    (!item.is_empty()).then_some(item)
+}
+
+/// `bullet_item` a char at a time.
+fn bullet_item_chars(line: &str) -> Option<&str> {
     let rest = line.trim_start_matches(is_ws);
     let mut chars = rest.chars();
     let b = chars.next()?;
@@ -257,6 +322,32 @@ mod tests {
             key in proptest::sample::select(vec!["view count", "kit", "view", "s", "é", "count 5", "ſ"]),
         ) {
             proptest::prop_assert_eq!(match_key(&line, key), match_key_chars(&line, key), "{:?} / {:?}", line, key);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn byte_fast_paths_match_the_char_rules(
+            line in proptest::collection::vec(proptest::sample::select(vec![
+                " ", "\t", "\r", "\n", "\u{b}", "\u{a0}", "\u{feff}", "\u{2003}", "\u{85}", "•", "·", "-", "*", "x",
+                "é", "item", "\u{1c}", "\u{2022}\u{a0}", "\u{b7}",
+            ]), 0..7).prop_map(|v| v.concat()),
+        ) {
+            let l = line.as_str();
+            proptest::prop_assert_eq!(trim(l), l.trim_matches(is_ws));
+            proptest::prop_assert_eq!(trim_end(l), l.trim_end_matches(is_ws));
+            proptest::prop_assert_eq!(is_blank(l), l.chars().all(is_ws));
+            let reference = {
+                let rest = l.trim_start_matches(is_ws);
+                rest.chars().next().filter(|b| BULLETS.contains(b)).and_then(|b| {
+                    let after = &rest[b.len_utf8()..];
+                    let item = after.trim_start_matches(is_ws);
+                    let item = item.trim_end_matches(is_ws);
+                    (after.len() != after.trim_start_matches(is_ws).len() && !item.is_empty()).then_some(item)
+                })
+            };
+            proptest::prop_assert_eq!(bullet_item(l), reference);
         }
     }
 
