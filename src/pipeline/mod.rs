@@ -137,13 +137,18 @@ pub fn fold_key(s: &str) -> String {
 
 /// `fold_key`, borrowing `s` when it is folded already (ASCII, no capitals, single inner spaces).
 pub fn fold_key_cow(s: &str) -> Cow<'_, str> {
-    let b = s.as_bytes();
-    let plain = b.iter().fold(true, |ok, &c| ok & (b' '..0x7f).contains(&c) & !c.is_ascii_uppercase());
-    if plain && b.first() != Some(&b' ') && b.last() != Some(&b' ') && memchr::memmem::find(b, b"  ").is_none() {
-        Cow::Borrowed(s)
-    } else {
-        Cow::Owned(fold_key_slow(s))
+    // One pass: printable ASCII without capitals, spaces single and inside.
+    let mut after_space = true;
+    for &c in s.as_bytes() {
+        if !(b' '..0x7f).contains(&c) || c.is_ascii_uppercase() || (c == b' ' && after_space) {
+            return Cow::Owned(fold_key_slow(s));
+        }
+        after_space = c == b' ';
     }
+    if after_space && !s.is_empty() {
+        return Cow::Owned(fold_key_slow(s));
+    }
+    Cow::Borrowed(s)
 }
 
 fn fold_key_slow(s: &str) -> String {
