@@ -33,6 +33,7 @@ enum State {
     AfterTrailer,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LineKind {
     Blank,
     Bullet,
@@ -147,14 +148,41 @@ impl<'a, R: BufRead> PageSplitter<'a, R> {
 /// neither a bullet nor a trailer are decided on their first bytes; the rest are read as text
 /// (one UTF-8 check; lossy only when invalid).
 fn classify(trailer: &LinePattern, line: &[u8]) -> LineKind {
-    let first = line.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c));
+    let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let first = line.iter().position(|b| !ws(b));
     match first {
         None => return LineKind::Blank,
         Some(i) if line[i].is_ascii() && !matches!(line[i], b'-' | b'*') && !trailer.may_start_with(line[i]) => {
             return LineKind::Other;
         }
-        _ => {}
+        Some(i) => {
+            // A bullet character, ASCII white space, and an item that begins and ends with an ASCII
+            // character other than white space: a bullet whatever else the line holds (Unicode
+            // white space, which only chars can tell, cannot be at either end of the item).
+            let rest = &line[i..];
+            let after = match rest {
+                [b'-' | b'*', ..] => 1,
+                [0xE2, 0x80, 0xA2, ..] => 3,
+                [0xC2, 0xB7, ..] => 2,
+                _ => 0,
+            };
+            if after > 0 {
+                let item = &rest[after..];
+                let start = item.iter().position(|b| !ws(b));
+                let end = item.iter().rposition(|b| !ws(b));
+                if let (Some(a), Some(z)) = (start, end) {
+                    if a > 0 && item[a] < 0x80 && item[z] < 0x80 {
+                        return LineKind::Bullet;
+                    }
+                }
+            }
+        }
     }
+    classify_text(trailer, line)
+}
+
+/// `classify` on the line's text (lossy when it is not UTF-8), without shortcuts.
+fn classify_text(trailer: &LinePattern, line: &[u8]) -> LineKind {
     let lossy;
     let s = match std::str::from_utf8(line) {
         Ok(s) => s,
@@ -461,6 +489,22 @@ mod tests {
             let r = std::io::BufReader::with_capacity(cap, &bytes[..]);
             let pages: Vec<RawPage> = PageSplitter::new(r, &t).map(Result::unwrap).collect();
             assert_eq!(pages, whole, "reader buffer of {cap} bytes");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        #[test]
+        fn line_shortcuts_classify_like_the_text_rules(
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                &b" "[..], b"\t", b"\r", b"\n", "\u{a0}".as_bytes(), "\u{feff}".as_bytes(), "\u{2003}".as_bytes(),
+                "\u{2022}".as_bytes(), "\u{b7}".as_bytes(), b"-", b"*", b"x", b"5", b"\xff", b"\xe2\x80", "\u{e9}".as_bytes(),
+                b"similar", b"Similar", b"posts", b"s", b"item",
+            ]), 0..7),
+        ) {
+            let line: Vec<u8> = parts.concat();
+            let t = trailer();
+            proptest::prop_assert_eq!(classify(&t, &line), classify_text(&t, &line), "{:?}", String::from_utf8_lossy(&line));
         }
     }
 }
