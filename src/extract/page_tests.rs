@@ -1143,3 +1143,24 @@ fn fingerprint_fast_path_matches_the_unicode_rule() {
         assert_eq!(super::fingerprint(t, b), reference(t, b), "{t:?} / {b:?}");
     }
 }
+
+/// The fingerprint computed paragraph by paragraph while extracting is the fingerprint of the
+/// title and the stored body, on the fast path (folded ASCII) and off it (capitals, tabs, Unicode).
+#[test]
+fn fingerprint_while_extracting_is_the_fingerprint_of_title_and_body() {
+    for article in [
+        "first paragraph here.\n\nsecond one, also plain.\n\na heading\n\nthird.",
+        "First Paragraph.\n\n  Second\tparagraph  with   runs.\n\nÜber naïve text…",
+        "only.",
+    ] {
+        let r = ok(&page(article, &format!("hash{HASH}")));
+        let title = text(&r, "title").unwrap();
+        let body = text(&r, "body").unwrap();
+        assert_eq!(text(&r, "content_fingerprint").unwrap(), super::fingerprint(&title, &body), "{article:?}");
+        let words = match &r.cells[col("word_count")] {
+            Cell::Int(n) => *n as usize,
+            other => panic!("word_count {other:?}"),
+        };
+        assert_eq!(words, body.split_whitespace().count(), "{article:?}");
+    }
+}
