@@ -222,22 +222,12 @@ impl PageBuf {
         self.cur.extend_from_slice(&bytes[..room.min(bytes.len())]);
     }
 
-    fn push(&mut self, line: &[u8], len: u64, keep: bool) {
-        self.fill(line);
-        self.account(len, keep);
-    }
-
     fn begin(&mut self, offset: u64) {
         self.cur = Vec::with_capacity(self.hint.min(self.max_page));
         self.cur_len = 0;
         self.cur_offset = offset;
         self.keep = 0;
         self.state = State::InPage;
-    }
-
-    fn start(&mut self, offset: u64, line: &[u8], len: u64) {
-        self.begin(offset);
-        self.push(line, len, true);
     }
 
     fn emit(&mut self, complete: bool) -> RawPage {
@@ -251,22 +241,30 @@ impl PageBuf {
         RawPage { offset: self.cur_offset, bytes, complete, oversize }
     }
 
-    /// Takes the next line (its offset, bytes held and full length); returns the page it closes.
-    fn line(&mut self, start: u64, line: &[u8], len: u64, kind: LineKind) -> Option<RawPage> {
+    /// Takes the next line (its offset and full length) into the page's state and returns the page
+    /// it closes. `unfilled` holds the bytes of the page so far that are not copied into it yet
+    /// (copied before it closes); the line's own bytes are the caller's to `fill` when the line
+    /// belongs to a page (the state is not `Between` after the call).
+    fn line(&mut self, start: u64, len: u64, kind: LineKind, unfilled: &[u8]) -> Option<RawPage> {
         match (self.state, kind) {
             (State::Between, LineKind::Blank) => {}
-            (State::Between, _) => self.start(start, line, len),
-            (State::InPage, LineKind::Blank) => self.push(line, len, false),
-            (State::InPage, LineKind::Bullet | LineKind::Other) => self.push(line, len, true),
+            (State::Between, _) => {
+                self.begin(start);
+                self.account(len, true);
+            }
+            (State::InPage | State::AfterTrailer, LineKind::Blank) => self.account(len, false),
+            (State::InPage, LineKind::Bullet | LineKind::Other) | (State::AfterTrailer, LineKind::Bullet) => {
+                self.account(len, true)
+            }
             (State::InPage, LineKind::Trailer) => {
-                self.push(line, len, true);
+                self.account(len, true);
                 self.state = State::AfterTrailer;
             }
-            (State::AfterTrailer, LineKind::Blank) => self.push(line, len, false),
-            (State::AfterTrailer, LineKind::Bullet) => self.push(line, len, true),
             (State::AfterTrailer, LineKind::Other | LineKind::Trailer) => {
+                self.fill(unfilled);
                 let page = self.emit(true);
-                self.start(start, line, len);
+                self.begin(start);
+                self.account(len, true);
                 return Some(page);
             }
         }
@@ -294,28 +292,11 @@ impl<R: BufRead> Iterator for PageSplitter<'_, R> {
                 let mut closed = None;
                 for nl in memchr::memchr_iter(b'\n', avail) {
                     let (s, e) = (done, nl + 1);
-                    let len = (e - s) as u64;
-                    match (pg.state, classify(self.trailer, &avail[s..e])) {
-                        (State::Between, LineKind::Blank) => {}
-                        (State::Between, _) => {
-                            pg.begin(base + s as u64);
-                            pending = s;
-                            pg.account(len, true);
-                        }
-                        (State::InPage | State::AfterTrailer, LineKind::Blank) => pg.account(len, false),
-                        (State::InPage, LineKind::Bullet | LineKind::Other) => pg.account(len, true),
-                        (State::AfterTrailer, LineKind::Bullet) => pg.account(len, true),
-                        (State::InPage, LineKind::Trailer) => {
-                            pg.account(len, true);
-                            pg.state = State::AfterTrailer;
-                        }
-                        (State::AfterTrailer, LineKind::Other | LineKind::Trailer) => {
-                            pg.fill(&avail[pending..s]);
-                            closed = Some(pg.emit(true));
-                            pg.begin(base + s as u64);
-                            pending = s;
-                            pg.account(len, true);
-                        }
+                    let opened = pg.state == State::Between;
+                    let kind = classify(self.trailer, &avail[s..e]);
+                    closed = pg.line(base + s as u64, (e - s) as u64, kind, &avail[pending..s]);
+                    if closed.is_some() || opened && pg.state != State::Between {
+                        pending = s;
                     }
                     done = e;
                     if closed.is_some() {
@@ -346,7 +327,11 @@ impl<R: BufRead> Iterator for PageSplitter<'_, R> {
                 Err(e) => return Some(Err(e)),
             };
             let kind = classify(self.trailer, &self.line);
-            if let Some(p) = self.page.line(start, &self.line, len, kind) {
+            let closed = self.page.line(start, len, kind, &[]);
+            if self.page.state != State::Between {
+                self.page.fill(&self.line);
+            }
+            if let Some(p) = closed {
                 return Some(Ok(p));
             }
         }
