@@ -1,7 +1,7 @@
 //! First-wins dedupe by hash, within a run and against every earlier run.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// A hash of up to 64 hex digits packed two to a byte: no allocation per hash, 33 bytes a key.
 /// Ordered by its bytes, then its number of digits.
@@ -93,13 +93,6 @@ pub fn decode_hash_list(data: &[u8]) -> Option<Vec<PackedHash>> {
     }
     let hashes: Vec<PackedHash> = body.chunks_exact(RECORD).map(PackedHash::from_record).collect::<Option<_>>()?;
     hashes.windows(2).all(|w| w[0] < w[1]).then_some(hashes)
-}
-
-impl Hash for PackedHash {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write(&self.bytes[..(self.digits as usize).div_ceil(2)]);
-        state.write_u8(self.digits);
-    }
 }
 
 /// xxh3 over a key's bytes: much cheaper than SipHash, and keys come from our own files.
@@ -235,11 +228,13 @@ impl HashIndex {
         self.sorted.len() + self.packed.len() + self.other.len()
     }
 
-    /// Adds the sorted hash lists of earlier runs (each with its run), merged into one sorted list.
-    /// A hash in two lists keeps the first list's run.
+    /// Adds the sorted hash lists of earlier runs (each with its run), merged with those already
+    /// held into one sorted list. A hash in two lists keeps the run it had first (the one already
+    /// held, else the earlier list's).
     pub fn add_sorted(&mut self, mut lists: Vec<(u32, Vec<PackedHash>)>) {
         if !self.sorted.is_empty() {
-            lists.push((u32::MAX, std::mem::take(&mut self.sorted)));
+            // `u32::MAX`: the runs of this list are in `sorted_runs`.
+            lists.insert(0, (u32::MAX, std::mem::take(&mut self.sorted)));
         }
         let total = lists.iter().map(|(_, l)| l.len()).sum();
         let old_runs = std::mem::take(&mut self.sorted_runs);
@@ -381,7 +376,8 @@ mod tests {
         assert_eq!(idx.run_hashes(now), Some(packed(&["ee"])));
         // A later merge keeps what is there.
         let r4 = idx.run("r4");
-        idx.add_sorted(vec![(r4, packed(&["ab"]))]);
+        idx.add_sorted(vec![(r4, packed(&["ab", "cc"]))]);
+        assert_eq!(idx.check("cc", now), Seen::Duplicate { first_run_id: "r1" }, "held before: keeps its run");
         assert_eq!(idx.check("aa", now), Seen::Duplicate { first_run_id: "r1" });
         assert_eq!(idx.check("ab", now), Seen::Duplicate { first_run_id: "r4" });
         assert_eq!(idx.check("ee", now), Seen::Duplicate { first_run_id: "r3" });
