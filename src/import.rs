@@ -269,8 +269,8 @@ impl PostsSink {
         let handle = std::thread::Builder::new()
             .name("quarry-writer".into())
             .spawn(move || -> Result<TableWriter> {
-                for records in rx {
-                    write_posts(&p, &mut writer, records)?;
+                for parts in rx {
+                    write_posts(&p, &mut writer, parts)?;
                 }
                 Ok(writer)
             })
@@ -278,11 +278,11 @@ impl PostsSink {
         PostsSink::Thread { tx: Some(tx), handle: Some(handle) }
     }
 
-    fn send(&mut self, records: PostsParts) -> Result<()> {
+    fn send(&mut self, parts: PostsParts) -> Result<()> {
         match self {
-            PostsSink::Inline { p, writer } => write_posts(p, writer, records),
+            PostsSink::Inline { p, writer } => write_posts(p, writer, parts),
             PostsSink::Thread { tx, handle } => {
-                if tx.as_ref().expect("sink open until finish").send(records).is_err() {
+                if tx.as_ref().expect("sink open until finish").send(parts).is_err() {
                     *tx = None;
                     return Err(join(handle).err().unwrap_or_else(|| anyhow::anyhow!("the posts writer stopped")));
                 }
@@ -728,20 +728,13 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
         let mut bytes_read = 0;
         let mut seen = 0u64;
         let mut handle = |msg: SplitMsg| -> Result<()> {
-            match msg {
+            let (pages, out) = match msg {
+                // With one thread the pages come here unextracted; otherwise the pool did it.
                 SplitMsg::Pages(pages) => {
-                    let out = pool.install(|| extract_chunk(p, &pages, max, &name, &run))?;
-                    st.take_chunk(&name, pages, out)?;
-                    let now = counter.load(Ordering::Relaxed);
-                    progress.advance(now - seen, st.summary.pages);
-                    seen = now;
+                    let out = pool.install(|| extract_chunk(p, &pages, max, &name, &run));
+                    (pages, out)
                 }
-                SplitMsg::Extracted(pages, out) => {
-                    st.take_chunk(&name, pages, out?)?;
-                    let now = counter.load(Ordering::Relaxed);
-                    progress.advance(now - seen, st.summary.pages);
-                    seen = now;
-                }
+                SplitMsg::Extracted(pages, out) => (pages, out),
                 SplitMsg::Failed { error, partial, at } => {
                     let offset = partial.as_ref().map_or(at, |pg| pg.offset);
                     let raw = partial.map(|pg| pg.bytes).unwrap_or_default();
@@ -750,9 +743,17 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
                     st.summary.pages += 1;
                     st.reject(&name, offset, Reject { reason: RejectReason::UnreadableFile, detail }, raw)?;
                     st.summary.bad_files.push(name.clone());
+                    return Ok(());
                 }
-                SplitMsg::Done { bytes } => bytes_read = bytes,
-            }
+                SplitMsg::Done { bytes } => {
+                    bytes_read = bytes;
+                    return Ok(());
+                }
+            };
+            st.take_chunk(&name, pages, out?)?;
+            let now = counter.load(Ordering::Relaxed);
+            progress.advance(now - seen, st.summary.pages);
+            seen = now;
             Ok(())
         };
         if threads == 1 {
