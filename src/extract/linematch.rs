@@ -55,11 +55,6 @@ impl LinePattern {
         &self.re
     }
 
-    /// The pattern as written.
-    pub fn as_str(&self) -> &str {
-        self.re.as_str()
-    }
-
     /// False when no match can start with byte `b` (at the start of a trimmed line); true when unsure.
     #[inline]
     pub fn may_start_with(&self, b: u8) -> bool {

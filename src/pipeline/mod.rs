@@ -129,10 +129,7 @@ pub struct Derive {
 
 /// Folds a key: trimmed, lower case, runs of white space as one space.
 pub fn fold_key(s: &str) -> String {
-    if let Cow::Borrowed(b) = fold_key_cow(s) {
-        return b.to_string();
-    }
-    fold_key_slow(s)
+    fold_key_cow(s).into_owned()
 }
 
 /// `fold_key`, borrowing `s` when it is folded already (ASCII, no capitals, single inner spaces).
