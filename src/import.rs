@@ -452,16 +452,18 @@ impl<'p> RunState<'p> {
         Ok(())
     }
 
-    /// Takes extracted pages of one file in order: each becomes a post, a duplicate or a reject.
-    pub fn take(&mut self, file: &str, pages: Vec<RawPage>, results: Vec<Result<Record, Reject>>) -> Result<()> {
-        let out = chunk_output(self.p, file, &pages, results, &self.run_columns())?;
-        self.take_chunk(file, pages, out)
+    /// Takes extracted pages in order (`files`: the source file of each): each becomes a post, a
+    /// duplicate or a reject.
+    pub fn take(&mut self, files: &[&str], pages: Vec<RawPage>, results: Vec<Result<Record, Reject>>) -> Result<()> {
+        let out = chunk_output(self.p, files, &pages, results, &self.run_columns())?;
+        self.take_chunk(files, pages, out)
     }
 
-    /// Takes a chunk of one file's pages in order, with what extraction made of them.
-    pub fn take_chunk(&mut self, file: &str, pages: Vec<RawPage>, out: ChunkOutput) -> Result<()> {
+    /// Takes a chunk of pages in order (`files`: the source file of each), with what extraction
+    /// made of them.
+    pub fn take_chunk(&mut self, files: &[&str], pages: Vec<RawPage>, out: ChunkOutput) -> Result<()> {
         let mut keep = Vec::with_capacity(out.posts.as_ref().map_or(0, RecordBatch::num_rows));
-        for (pg, outcome) in pages.into_iter().zip(out.outcomes) {
+        for ((pg, outcome), &file) in pages.into_iter().zip(out.outcomes).zip(files) {
             self.summary.pages += 1;
             let post = match outcome {
                 Outcome::Reject(rej) => {
@@ -553,11 +555,11 @@ pub(crate) struct PostsParts {
     ids: Vec<Vec<Option<i64>>>,
 }
 
-/// Turns extraction results into a chunk output: the records' run columns set, their cells made
-/// into one batch.
+/// Turns extraction results into a chunk output: the records' run columns set (`files`: the source
+/// file of each page), their cells made into one batch.
 pub fn chunk_output(
     p: &Pipeline,
-    file: &str,
+    files: &[&str],
     pages: &[RawPage],
     results: Vec<Result<Record, Reject>>,
     run: &RunColumns,
@@ -565,7 +567,7 @@ pub fn chunk_output(
     let c = &p.cols;
     let mut outcomes = Vec::with_capacity(results.len());
     let mut rows = Vec::with_capacity(results.len());
-    for (pg, res) in pages.iter().zip(results) {
+    for ((pg, res), file) in pages.iter().zip(results).zip(files) {
         match res {
             Err(rej) => outcomes.push(Outcome::Reject(rej)),
             Ok(mut rec) => {
@@ -613,7 +615,7 @@ fn extract_chunk(p: &Pipeline, pages: &[RawPage], max: usize, file: &str, run: &
     // Its own pipeline copy: a regex's cache pool is fastest on its owner thread.
     let own = p.clone();
     let results = pages.iter().map(|pg| extract_raw(&own, pg, max)).collect();
-    chunk_output(&own, file, pages, results, run)
+    chunk_output(&own, &vec![file; pages.len()], pages, results, run)
 }
 
 /// What the splitter thread hands to the extracting thread, in file order.
@@ -750,7 +752,7 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
                     return Ok(());
                 }
             };
-            st.take_chunk(&name, pages, out?)?;
+            st.take_chunk(&vec![name.as_str(); pages.len()], pages, out?)?;
             let now = counter.load(Ordering::Relaxed);
             progress.advance(now - seen, st.summary.pages);
             seen = now;

@@ -160,6 +160,8 @@ pub fn replay(p: &Pipeline, opts: &ReplayOptions, progress: &Progress) -> Result
                     .collect()
             });
             let mut keep = Vec::with_capacity(rows.len());
+            // The pages taken from this batch of rows, taken together: one posts batch, not one a row.
+            let (mut files, mut taken_pages, mut taken_results) = (Vec::new(), Vec::new(), Vec::new());
             for ((row, pages), results) in rows.into_iter().zip(split).zip(results) {
                 let pages = pages.unwrap_or_default();
                 let same = match (pages.len(), results.first()) {
@@ -175,8 +177,12 @@ pub fn replay(p: &Pipeline, opts: &ReplayOptions, progress: &Progress) -> Result
                 taken += 1;
                 raw_bytes += row.raw.len() as u64;
                 st.summary().files += 1;
-                st.take(&row.file, pages, results)?;
+                files.extend(std::iter::repeat_n(row.file, pages.len()));
+                taken_pages.extend(pages);
+                taken_results.extend(results);
             }
+            let files: Vec<&str> = files.iter().map(String::as_str).collect();
+            st.take(&files, taken_pages, taken_results)?;
             let kept = filter_record_batch(&batch, &BooleanArray::from(keep))?;
             if kept.num_rows() > 0 {
                 new_version.write(&RecordBatch::try_new(schema::rejects(), kept.columns().to_vec())?)?;
