@@ -564,37 +564,59 @@ pub fn chunk_output(
     results: Vec<Result<Record, Reject>>,
     run: &RunColumns,
 ) -> Result<ChunkOutput> {
-    let c = &p.cols;
-    let mut outcomes = Vec::with_capacity(results.len());
-    let mut rows = Vec::with_capacity(results.len());
+    let mut b = ChunkBuilder::new(p, run, pages.len(), &[])?;
     for ((pg, res), file) in pages.iter().zip(results).zip(files) {
-        match res {
-            Err(rej) => outcomes.push(Outcome::Reject(rej)),
-            Ok(mut rec) => {
-                let issues = match &rec.cells[c.issues] {
-                    Cell::List(codes) if rec.has_issues => codes.clone(),
-                    _ => Vec::new(),
-                };
-                rec.cells[c.source_file] = Cell::Text(file.to_string());
-                rec.cells[c.source_offset] = Cell::Int(pg.offset as i64);
-                rec.cells[c.run_id] = Cell::Text(run.run_id.clone());
-                rec.cells[c.ingested_at] = Cell::Int(run.started);
-                outcomes.push(Outcome::Post(PostMeta {
-                    hash: rec.hash,
-                    issues,
-                    entries_valid: rec.entries_valid,
-                    ids: rec.ids,
-                }));
-                rows.push(rec.cells);
-            }
-        }
+        b.push(file, pg, res);
     }
-    let posts = if rows.is_empty() {
-        None
-    } else {
-        Some(batch::batch(&schema::posts(), &rows).context("building a posts batch")?)
-    };
-    Ok(ChunkOutput { outcomes, posts })
+    Ok(b.finish()?.0)
+}
+
+/// A chunk output built a page at a time: each record's cells go into the batch's columns as soon
+/// as the page is extracted, and are freed while they are still in the cache.
+struct ChunkBuilder<'a> {
+    p: &'a Pipeline,
+    run: &'a RunColumns,
+    outcomes: Vec<Outcome>,
+    rows: batch::RowsBuilder,
+}
+
+impl<'a> ChunkBuilder<'a> {
+    /// For `pages` pages; `bytes`: the text per column of an earlier chunk of as many pages (or empty).
+    fn new(p: &'a Pipeline, run: &'a RunColumns, pages: usize, bytes: &[usize]) -> Result<ChunkBuilder<'a>> {
+        let rows = batch::RowsBuilder::new(schema::posts_ref(), pages, bytes).context("building a posts batch")?;
+        Ok(ChunkBuilder { p, run, outcomes: Vec::with_capacity(pages), rows })
+    }
+
+    fn push(&mut self, file: &str, pg: &RawPage, res: Result<Record, Reject>) {
+        let mut rec = match res {
+            Err(rej) => return self.outcomes.push(Outcome::Reject(rej)),
+            Ok(rec) => rec,
+        };
+        let c = &self.p.cols;
+        rec.cells[c.source_file] = Cell::Text(file.to_string());
+        rec.cells[c.source_offset] = Cell::Int(pg.offset as i64);
+        rec.cells[c.run_id] = Cell::Text(self.run.run_id.clone());
+        rec.cells[c.ingested_at] = Cell::Int(self.run.started);
+        self.rows.append(&rec.cells);
+        let issues = match std::mem::take(&mut rec.cells[c.issues]) {
+            Cell::List(codes) if rec.has_issues => codes,
+            _ => Vec::new(),
+        };
+        self.outcomes.push(Outcome::Post(PostMeta {
+            hash: rec.hash,
+            issues,
+            entries_valid: rec.entries_valid,
+            ids: rec.ids,
+        }));
+    }
+
+    /// The chunk output, and the text per column of its batch (to size the next chunk's).
+    fn finish(self) -> Result<(ChunkOutput, Vec<usize>)> {
+        let bytes = self.rows.text_bytes();
+        let posts =
+            if self.rows.is_empty() { None } else { Some(self.rows.finish().context("building a posts batch")?) };
+        Ok((ChunkOutput { outcomes: self.outcomes, posts }, bytes))
+    }
 }
 
 /// Extracts one split page (an oversized page is rejected without being parsed).
@@ -612,10 +634,25 @@ pub fn extract_raw(p: &Pipeline, pg: &RawPage, max_page: usize) -> Result<Record
 /// Chunks run in parallel (several in flight); within one, every record is made and freed by the
 /// same thread, which keeps the allocator's work local.
 fn extract_chunk(p: &Pipeline, pages: &[RawPage], max: usize, file: &str, run: &RunColumns) -> Result<ChunkOutput> {
+    thread_local! {
+        /// Text per posts column of this thread's last chunk, and its page count.
+        static LAST: std::cell::RefCell<(Vec<usize>, usize)> = const { std::cell::RefCell::new((Vec::new(), 0)) };
+    }
+    // The last chunk's sizes, scaled to this chunk's pages and a little over: one allocation per
+    // column buffer in the common case, instead of a doubling series.
+    let bytes: Vec<usize> =
+        LAST.with_borrow(|(bytes, n)| bytes.iter().map(|b| (b * pages.len()).div_ceil((*n).max(1)) * 9 / 8).collect());
     // Its own pipeline copy: a regex's cache pool is fastest on its owner thread.
     let own = p.clone();
-    let results = pages.iter().map(|pg| extract_raw(&own, pg, max)).collect();
-    chunk_output(&own, &vec![file; pages.len()], pages, results, run)
+    let mut b = ChunkBuilder::new(&own, run, pages.len(), &bytes)?;
+    for pg in pages {
+        b.push(file, pg, extract_raw(&own, pg, max));
+    }
+    let (out, bytes) = b.finish()?;
+    if out.posts.is_some() {
+        LAST.set((bytes, pages.len()));
+    }
+    Ok(out)
 }
 
 /// What the splitter thread hands to the extracting thread, in file order.

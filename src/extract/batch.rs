@@ -7,80 +7,121 @@ use arrow::array::{
     ListBuilder, MapArray, StringArray, StringBuilder, StructArray, TimestampMicrosecondBuilder,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
-use arrow::datatypes::{DataType, Fields, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, FieldRef, Fields, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
 use super::record::Cell;
 use crate::load::schema;
 
-/// Builds one column of `rows` (each a slice of cells) at index `col`, typed as `dt`.
-pub fn column<'a, I>(dt: &DataType, cells: I) -> Result<ArrayRef, ArrowError>
-where
-    I: ExactSizeIterator<Item = &'a Cell> + Clone,
-{
-    let n = cells.len();
-    Ok(match dt {
-        DataType::Utf8 => {
+/// One column being built a cell at a time, typed by the column's Arrow type.
+enum ColumnBuilder {
+    Text(StringBuilder),
+    Int32(Int32Builder),
+    Int64(Int64Builder),
+    Date32(Date32Builder),
+    Timestamp(TimestampMicrosecondBuilder),
+    Float64(Float64Builder),
+    Boolean(BooleanBuilder),
+    /// list<string>.
+    TextList(ListBuilder<StringBuilder>),
+    /// struct<…: string>: one builder per child, and the struct's validity.
+    Struct {
+        fields: Fields,
+        children: Vec<StringBuilder>,
+        valid: Vec<bool>,
+    },
+    /// list<struct<…: string>>: objects per row, one builder per child of the struct.
+    Objects {
+        item: FieldRef,
+        fields: Fields,
+        lens: Vec<usize>,
+        children: Vec<StringBuilder>,
+    },
+    /// map<string, list<string>>: entries per row, keys, and the value lists.
+    Map {
+        entries: FieldRef,
+        kv: Fields,
+        lens: Vec<usize>,
+        keys: StringBuilder,
+        values: ListBuilder<StringBuilder>,
+    },
+}
+
+fn int(c: &Cell) -> Option<i64> {
+    match c {
+        Cell::Int(v) => Some(*v),
+        _ => None,
+    }
+}
+
+impl ColumnBuilder {
+    /// A builder for `rows` values of type `dt` holding about `bytes` bytes of text.
+    fn new(dt: &DataType, rows: usize, bytes: usize) -> Result<ColumnBuilder, ArrowError> {
+        let unsupported = || ArrowError::NotYetImplemented(format!("column type {dt}"));
+        Ok(match dt {
             // Sized up front: growing a multi-megabyte body buffer by doubling copies it again and again.
-            let bytes = cells.clone().map(|c| if let Cell::Text(s) = c { s.len() } else { 0 }).sum();
-            let mut b = StringBuilder::with_capacity(n, bytes);
-            for c in cells {
-                match c {
-                    Cell::Text(s) => b.append_value(s),
-                    _ => b.append_null(),
+            DataType::Utf8 => ColumnBuilder::Text(StringBuilder::with_capacity(rows, bytes)),
+            DataType::Int32 => ColumnBuilder::Int32(Int32Builder::with_capacity(rows)),
+            DataType::Int64 => ColumnBuilder::Int64(Int64Builder::with_capacity(rows)),
+            DataType::Date32 => ColumnBuilder::Date32(Date32Builder::with_capacity(rows)),
+            DataType::Timestamp(TimeUnit::Microsecond, tz) => {
+                ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::with_capacity(rows).with_timezone_opt(tz.clone()))
+            }
+            DataType::Float64 => ColumnBuilder::Float64(Float64Builder::with_capacity(rows)),
+            DataType::Boolean => ColumnBuilder::Boolean(BooleanBuilder::with_capacity(rows)),
+            DataType::List(item) if item.data_type() == &DataType::Utf8 => ColumnBuilder::TextList(
+                ListBuilder::with_capacity(StringBuilder::with_capacity(rows, bytes), rows).with_field(item.clone()),
+            ),
+            DataType::Struct(fields) => ColumnBuilder::Struct {
+                fields: fields.clone(),
+                children: fields.iter().map(|_| StringBuilder::with_capacity(rows, bytes / fields.len())).collect(),
+                valid: Vec::with_capacity(rows),
+            },
+            DataType::List(item) => {
+                let DataType::Struct(fields) = item.data_type() else { return Err(unsupported()) };
+                ColumnBuilder::Objects {
+                    item: item.clone(),
+                    fields: fields.clone(),
+                    lens: Vec::with_capacity(rows),
+                    children: fields.iter().map(|_| StringBuilder::with_capacity(rows, bytes / fields.len())).collect(),
                 }
             }
-            Arc::new(b.finish())
-        }
-        DataType::Int32 => {
-            let mut b = Int32Builder::with_capacity(n);
-            cells.for_each(|c| b.append_option(int(c).and_then(|v| i32::try_from(v).ok())));
-            Arc::new(b.finish())
-        }
-        DataType::Int64 => {
-            let mut b = Int64Builder::with_capacity(n);
-            cells.for_each(|c| b.append_option(int(c)));
-            Arc::new(b.finish())
-        }
-        DataType::Date32 => {
-            let mut b = Date32Builder::with_capacity(n);
-            cells.for_each(|c| b.append_option(int(c).and_then(|v| i32::try_from(v).ok())));
-            Arc::new(b.finish())
-        }
-        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
-            let mut b = TimestampMicrosecondBuilder::with_capacity(n).with_timezone_opt(tz.clone());
-            cells.for_each(|c| b.append_option(int(c)));
-            Arc::new(b.finish())
-        }
-        DataType::Float64 => {
-            let mut b = Float64Builder::with_capacity(n);
-            cells.for_each(|c| {
-                b.append_option(match c {
-                    Cell::Float(v) => Some(*v),
-                    _ => None,
-                })
-            });
-            Arc::new(b.finish())
-        }
-        DataType::Boolean => {
-            let mut b = BooleanBuilder::with_capacity(n);
-            cells.for_each(|c| {
-                b.append_option(match c {
-                    Cell::Bool(v) => Some(*v),
-                    _ => None,
-                })
-            });
-            Arc::new(b.finish())
-        }
-        DataType::List(item) if item.data_type() == &DataType::Utf8 => {
-            let (items, bytes) = cells.clone().fold((0, 0), |(k, b), c| match c {
-                Cell::List(v) => (k + v.len(), b + v.iter().map(String::len).sum::<usize>()),
-                _ => (k, b),
-            });
-            let mut b =
-                ListBuilder::with_capacity(StringBuilder::with_capacity(items, bytes), n).with_field(item.clone());
-            for c in cells {
+            DataType::Map(entries, _) => {
+                let DataType::Struct(kv) = entries.data_type() else { return Err(unsupported()) };
+                let DataType::List(value_item) = kv[1].data_type() else { return Err(unsupported()) };
+                ColumnBuilder::Map {
+                    entries: entries.clone(),
+                    kv: kv.clone(),
+                    lens: Vec::with_capacity(rows),
+                    keys: StringBuilder::new(),
+                    values: ListBuilder::new(StringBuilder::new()).with_field(value_item.clone()),
+                }
+            }
+            _ => return Err(unsupported()),
+        })
+    }
+
+    /// Appends one cell (a cell of another type than the column's is null).
+    fn append(&mut self, c: &Cell) {
+        match self {
+            ColumnBuilder::Text(b) => match c {
+                Cell::Text(s) => b.append_value(s),
+                _ => b.append_null(),
+            },
+            ColumnBuilder::Int32(b) => b.append_option(int(c).and_then(|v| i32::try_from(v).ok())),
+            ColumnBuilder::Int64(b) => b.append_option(int(c)),
+            ColumnBuilder::Date32(b) => b.append_option(int(c).and_then(|v| i32::try_from(v).ok())),
+            ColumnBuilder::Timestamp(b) => b.append_option(int(c)),
+            ColumnBuilder::Float64(b) => b.append_option(match c {
+                Cell::Float(v) => Some(*v),
+                _ => None,
+            }),
+            ColumnBuilder::Boolean(b) => b.append_option(match c {
+                Cell::Bool(v) => Some(*v),
+                _ => None,
+            }),
+            ColumnBuilder::TextList(b) => {
                 if let Cell::List(items) = c {
                     for s in items {
                         b.values().append_value(s);
@@ -88,47 +129,29 @@ where
                 }
                 b.append(true);
             }
-            Arc::new(b.finish())
-        }
-        DataType::Struct(fields) => {
-            let rows: Vec<Option<&[Option<String>]>> = cells
-                .map(|c| match c {
-                    Cell::Struct(v) => Some(v.as_slice()),
-                    _ => None,
-                })
-                .collect();
-            let nulls = NullBuffer::from(rows.iter().map(Option::is_some).collect::<Vec<_>>());
-            let flat: Vec<&[Option<String>]> = rows.iter().map(|r| r.unwrap_or(&[])).collect();
-            text_struct(fields, &flat, Some(nulls))?
-        }
-        DataType::List(item) => {
-            let DataType::Struct(fields) = item.data_type() else {
-                return Err(ArrowError::NotYetImplemented(format!("column type {dt}")));
-            };
-            let mut flat: Vec<&[Option<String>]> = Vec::new();
-            let mut lens = Vec::with_capacity(n);
-            for c in cells {
-                let objs: &[Vec<Option<String>>] = match c {
+            ColumnBuilder::Struct { children, valid, .. } => {
+                let values: &[Option<String>] = match c {
+                    Cell::Struct(v) => v,
+                    _ => &[],
+                };
+                valid.push(matches!(c, Cell::Struct(_)));
+                for (k, child) in children.iter_mut().enumerate() {
+                    child.append_option(values.get(k).and_then(|v| v.as_deref()));
+                }
+            }
+            ColumnBuilder::Objects { lens, children, .. } => {
+                let objects: &[Vec<Option<String>>] = match c {
                     Cell::Objects(o) => o,
                     _ => &[],
                 };
-                lens.push(objs.len());
-                flat.extend(objs.iter().map(Vec::as_slice));
+                lens.push(objects.len());
+                for o in objects {
+                    for (k, child) in children.iter_mut().enumerate() {
+                        child.append_option(o.get(k).and_then(|v| v.as_deref()));
+                    }
+                }
             }
-            let values = text_struct(fields, &flat, None)?;
-            Arc::new(ListArray::try_new(item.clone(), OffsetBuffer::from_lengths(lens), values, None)?)
-        }
-        DataType::Map(entries, _) => {
-            let DataType::Struct(kv) = entries.data_type() else {
-                return Err(ArrowError::NotYetImplemented(format!("column type {dt}")));
-            };
-            let mut keys = StringBuilder::new();
-            let DataType::List(value_item) = kv[1].data_type() else {
-                return Err(ArrowError::NotYetImplemented(format!("column type {dt}")));
-            };
-            let mut values = ListBuilder::new(StringBuilder::new()).with_field(value_item.clone());
-            let mut lens = Vec::with_capacity(n);
-            for c in cells {
+            ColumnBuilder::Map { lens, keys, values, .. } => {
                 let pairs: &[(String, Vec<String>)] = match c {
                     Cell::Map(m) => m,
                     _ => &[],
@@ -142,48 +165,120 @@ where
                     values.append(true);
                 }
             }
-            let entries_array = StructArray::try_new(
-                kv.clone(),
-                vec![Arc::new(keys.finish()) as ArrayRef, Arc::new(values.finish()) as ArrayRef],
-                None,
-            )?;
-            Arc::new(MapArray::try_new(entries.clone(), OffsetBuffer::from_lengths(lens), entries_array, None, false)?)
         }
-        other => return Err(ArrowError::NotYetImplemented(format!("column type {other}"))),
-    })
-}
+    }
 
-fn int(c: &Cell) -> Option<i64> {
-    match c {
-        Cell::Int(v) => Some(*v),
-        _ => None,
+    /// Bytes of text appended so far.
+    fn text_bytes(&self) -> usize {
+        match self {
+            ColumnBuilder::Text(b) => b.values_slice().len(),
+            ColumnBuilder::TextList(b) => b.values_ref().values_slice().len(),
+            ColumnBuilder::Struct { children, .. } | ColumnBuilder::Objects { children, .. } => {
+                children.iter().map(|c| c.values_slice().len()).sum()
+            }
+            _ => 0,
+        }
+    }
+
+    fn finish(self) -> Result<ArrayRef, ArrowError> {
+        let strings = |children: Vec<StringBuilder>| -> Vec<ArrayRef> {
+            children.into_iter().map(|mut c| Arc::new(c.finish()) as ArrayRef).collect()
+        };
+        Ok(match self {
+            ColumnBuilder::Text(mut b) => Arc::new(b.finish()),
+            ColumnBuilder::Int32(mut b) => Arc::new(b.finish()),
+            ColumnBuilder::Int64(mut b) => Arc::new(b.finish()),
+            ColumnBuilder::Date32(mut b) => Arc::new(b.finish()),
+            ColumnBuilder::Timestamp(mut b) => Arc::new(b.finish()),
+            ColumnBuilder::Float64(mut b) => Arc::new(b.finish()),
+            ColumnBuilder::Boolean(mut b) => Arc::new(b.finish()),
+            ColumnBuilder::TextList(mut b) => Arc::new(b.finish()),
+            ColumnBuilder::Struct { fields, children, valid } => {
+                Arc::new(StructArray::try_new(fields, strings(children), Some(NullBuffer::from(valid)))?)
+            }
+            ColumnBuilder::Objects { item, fields, lens, children } => {
+                let values = Arc::new(StructArray::try_new(fields, strings(children), None)?);
+                Arc::new(ListArray::try_new(item, OffsetBuffer::from_lengths(lens), values, None)?)
+            }
+            ColumnBuilder::Map { entries, kv, lens, mut keys, mut values } => {
+                let entries_array = StructArray::try_new(
+                    kv,
+                    vec![Arc::new(keys.finish()) as ArrayRef, Arc::new(values.finish()) as ArrayRef],
+                    None,
+                )?;
+                Arc::new(MapArray::try_new(entries, OffsetBuffer::from_lengths(lens), entries_array, None, false)?)
+            }
+        })
     }
 }
 
-fn text_struct(fields: &Fields, rows: &[&[Option<String>]], nulls: Option<NullBuffer>) -> Result<ArrayRef, ArrowError> {
-    let children = (0..fields.len())
-        .map(|k| {
-            fn value(r: &[Option<String>], k: usize) -> Option<&str> {
-                r.get(k).and_then(|v| v.as_deref())
-            }
-            let bytes = rows.iter().map(|r| value(r, k).map_or(0, str::len)).sum();
-            let mut b = StringBuilder::with_capacity(rows.len(), bytes);
-            rows.iter().for_each(|r| b.append_option(value(r, k)));
-            Arc::new(b.finish()) as ArrayRef
-        })
-        .collect();
-    Ok(Arc::new(StructArray::try_new(fields.clone(), children, nulls)?))
+/// Builds one column of type `dt` from its cells.
+pub fn column<'a, I>(dt: &DataType, cells: I) -> Result<ArrayRef, ArrowError>
+where
+    I: ExactSizeIterator<Item = &'a Cell>,
+{
+    let mut b = ColumnBuilder::new(dt, cells.len(), 0)?;
+    cells.for_each(|c| b.append(c));
+    b.finish()
+}
+
+/// Builds a batch of `schema` a row at a time, so a row's cells can be dropped as soon as they
+/// are appended (its text is copied into each column's one buffer).
+pub struct RowsBuilder {
+    schema: SchemaRef,
+    columns: Vec<ColumnBuilder>,
+    rows: usize,
+}
+
+impl RowsBuilder {
+    /// A builder for about `rows` rows; `bytes` (when it has one entry per field) is the text
+    /// each column is expected to hold, to size its buffer once (`text_bytes` of an earlier batch).
+    pub fn new(schema: &SchemaRef, rows: usize, bytes: &[usize]) -> Result<RowsBuilder, ArrowError> {
+        let columns = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| ColumnBuilder::new(f.data_type(), rows, bytes.get(i).copied().unwrap_or(0)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RowsBuilder { schema: schema.clone(), columns, rows: 0 })
+    }
+
+    /// Appends a row: one cell per field of the schema.
+    pub fn append(&mut self, row: &[Cell]) {
+        debug_assert_eq!(row.len(), self.columns.len(), "one cell per field");
+        for (b, c) in self.columns.iter_mut().zip(row) {
+            b.append(c);
+        }
+        self.rows += 1;
+    }
+
+    /// Rows appended so far.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// True before the first row.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The bytes of text each column holds so far.
+    pub fn text_bytes(&self) -> Vec<usize> {
+        self.columns.iter().map(ColumnBuilder::text_bytes).collect()
+    }
+
+    /// The batch of the rows appended.
+    pub fn finish(self) -> Result<RecordBatch, ArrowError> {
+        let columns = self.columns.into_iter().map(ColumnBuilder::finish).collect::<Result<Vec<_>, _>>()?;
+        RecordBatch::try_new(self.schema, columns)
+    }
 }
 
 /// A batch of `rows` (each one cell per field of `schema`).
 pub fn batch(schema: &SchemaRef, rows: &[Vec<Cell>]) -> Result<RecordBatch, ArrowError> {
-    let columns = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .map(|(i, f)| column(f.data_type(), rows.iter().map(|r| &r[i])))
-        .collect::<Result<Vec<_>, _>>()?;
-    RecordBatch::try_new(schema.clone(), columns)
+    let mut b = RowsBuilder::new(schema, rows.len(), &[])?;
+    rows.iter().for_each(|r| b.append(r));
+    b.finish()
 }
 
 /// A rejected page, as a row of the `rejects` table.
