@@ -15,22 +15,76 @@ fn is_ascii_ws(b: u8) -> bool {
 }
 
 /// The line without white space at either end.
-#[inline]
+#[inline(always)]
 pub fn trim(s: &str) -> &str {
-    // Bytes while ASCII; a non-ASCII byte at an end may start Unicode white space: chars from there.
+    // Most lines start and end in a printable ASCII byte: nothing to trim, and no need to look further.
+    let b = s.as_bytes();
+    match (b.first(), b.last()) {
+        (Some(&f), Some(&l)) if (0x21..0x80).contains(&f) && (0x21..0x80).contains(&l) => s,
+        _ => trim_slow(s),
+    }
+}
+
+#[inline(never)]
+fn trim_slow(s: &str) -> &str {
     let b = s.as_bytes();
     let (mut start, mut end) = (0, b.len());
-    while start < end && is_ascii_ws(b[start]) {
-        start += 1;
+    while start < end {
+        let c = b[start];
+        if c < 0x80 {
+            if !is_ascii_ws(c) {
+                break;
+            }
+            start += 1;
+        } else {
+            match ws_prefix(&b[start..end]) {
+                Some(n) => start += n,
+                None => break,
+            }
+        }
     }
-    while end > start && is_ascii_ws(b[end - 1]) {
-        end -= 1;
+    while end > start {
+        let c = b[end - 1];
+        if c < 0x80 {
+            if !is_ascii_ws(c) {
+                break;
+            }
+            end -= 1;
+        } else {
+            match ws_suffix(&b[start..end]) {
+                Some(n) => end -= n,
+                None => break,
+            }
+        }
     }
-    let t = &s[start..end];
-    if start < end && (b[start] >= 0x80 || b[end - 1] >= 0x80) {
-        t.trim_matches(is_ws)
-    } else {
-        t
+    &s[start..end]
+}
+
+/// The length of the non-ASCII white space (`is_ws`) `b` starts with, if it does.
+#[inline]
+fn ws_prefix(b: &[u8]) -> Option<usize> {
+    match b {
+        [0xC2, 0x85 | 0xA0, ..] => Some(2),
+        [0xE1, 0x9A, 0x80, ..]
+        | [0xE2, 0x80, 0x80..=0x8A | 0xA8 | 0xA9 | 0xAF, ..]
+        | [0xE2, 0x81, 0x9F, ..]
+        | [0xE3, 0x80, 0x80, ..]
+        | [0xEF, 0xBB, 0xBF, ..] => Some(3),
+        _ => None,
+    }
+}
+
+/// The length of the non-ASCII white space (`is_ws`) `b` ends with, if it does.
+#[inline]
+fn ws_suffix(b: &[u8]) -> Option<usize> {
+    match b {
+        [.., 0xC2, 0x85 | 0xA0] => Some(2),
+        [.., 0xE1, 0x9A, 0x80]
+        | [.., 0xE2, 0x80, 0x80..=0x8A | 0xA8 | 0xA9 | 0xAF]
+        | [.., 0xE2, 0x81, 0x9F]
+        | [.., 0xE3, 0x80, 0x80]
+        | [.., 0xEF, 0xBB, 0xBF] => Some(3),
+        _ => None,
     }
 }
 
@@ -39,15 +93,16 @@ pub fn trim(s: &str) -> &str {
 pub fn trim_end(s: &str) -> &str {
     let b = s.as_bytes();
     let mut end = b.len();
-    while end > 0 && is_ascii_ws(b[end - 1]) {
-        end -= 1;
+    while end > 0 {
+        if is_ascii_ws(b[end - 1]) {
+            end -= 1;
+        } else if let Some(n) = ws_suffix(&b[..end]).filter(|_| b[end - 1] >= 0x80) {
+            end -= n;
+        } else {
+            break;
+        }
     }
-    let t = &s[..end];
-    if end > 0 && b[end - 1] >= 0x80 {
-        t.trim_end_matches(is_ws)
-    } else {
-        t
-    }
+    &s[..end]
 }
 
 /// True when the line holds only white space.
@@ -331,7 +386,8 @@ mod tests {
         fn byte_fast_paths_match_the_char_rules(
             line in proptest::collection::vec(proptest::sample::select(vec![
                 " ", "\t", "\r", "\n", "\u{b}", "\u{a0}", "\u{feff}", "\u{2003}", "\u{85}", "•", "·", "-", "*", "x",
-                "é", "item", "\u{1c}", "\u{2022}\u{a0}", "\u{b7}",
+                "é", "item", "\u{1c}", "\u{2022}\u{a0}", "\u{b7}", "\u{1680}", "\u{200a}", "\u{200b}", "\u{2028}",
+                "\u{202f}", "\u{205f}", "\u{3000}", "\u{3001}", "\u{e2}",
             ]), 0..7).prop_map(|v| v.concat()),
         ) {
             let l = line.as_str();
@@ -348,6 +404,19 @@ mod tests {
                 })
             };
             proptest::prop_assert_eq!(bullet_item(l), reference);
+        }
+    }
+
+    #[test]
+    fn non_ascii_white_space_is_known_by_its_bytes() {
+        for c in ('\u{80}'..=char::MAX).filter(|c| !c.is_ascii()) {
+            let mut buf = [0; 4];
+            let b = c.encode_utf8(&mut buf).as_bytes();
+            let want = is_ws(c).then_some(b.len());
+            assert_eq!(ws_prefix(b), want, "{c:?} at the start");
+            assert_eq!(ws_suffix(b), want, "{c:?} at the end");
+            assert_eq!(ws_prefix(&[b, b"x"].concat()), want, "{c:?} before text");
+            assert_eq!(ws_suffix(&[b"x", b].concat()), want, "{c:?} after text");
         }
     }
 
