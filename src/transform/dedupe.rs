@@ -113,49 +113,97 @@ impl Hasher for KeyHasher {
 
 type FastMap<K> = HashMap<K, u32, BuildHasherDefault<KeyHasher>>;
 
-/// Packed hashes with their run: the keys in insertion order, 33 bytes each without padding (and
-/// written once, in order), and a table of 4-byte indices into them. About 40% of the memory of a
-/// map of keys to runs, which matters here: this set is what grows with the size of a run.
+/// Packed hashes with their run, in as few bytes as their digits need: the records back to back
+/// in insertion order (digit count, packed digits, run as u32 LE: 17 bytes for a 24-digit hash,
+/// written once) and a table of 4-byte offsets into them. This set is what grows with the size of
+/// a run, so its bytes per hash are what keeps a long nightly import's memory flat.
 #[derive(Default)]
 struct PackedSet {
-    keys: Vec<PackedHash>,
-    runs: Vec<u32>,
+    arena: Vec<u8>,
+    len: usize,
     table: hashbrown::HashTable<u32>,
 }
 
+/// Bytes of a `PackedSet` record after its packed digits (the run).
+const RUN_BYTES: usize = 4;
+/// Bytes a typical record takes (24 hex digits), to reserve room from a count of hashes.
+const TYPICAL_RECORD: usize = 1 + 12 + RUN_BYTES;
+
 impl PackedSet {
+    /// The packed digits of a key with its digit count.
+    fn digits(k: &PackedHash) -> &[u8] {
+        &k.bytes[..usize::from(k.digits).div_ceil(2)]
+    }
+
     fn hash(k: &PackedHash) -> u64 {
-        xxhash_rust::xxh3::xxh3_64_with_seed(&k.bytes[..usize::from(k.digits).div_ceil(2)], u64::from(k.digits))
+        xxhash_rust::xxh3::xxh3_64_with_seed(Self::digits(k), u64::from(k.digits))
+    }
+
+    /// The key and run of the record at `at`, and where the next record starts.
+    fn record(arena: &[u8], at: usize) -> (PackedHash, u32, usize) {
+        let digits = arena[at];
+        let used = usize::from(digits).div_ceil(2);
+        let mut bytes = [0u8; 32];
+        bytes[..used].copy_from_slice(&arena[at + 1..at + 1 + used]);
+        let run_at = at + 1 + used;
+        let run = u32::from_le_bytes(arena[run_at..run_at + RUN_BYTES].try_into().expect("four bytes"));
+        (PackedHash { bytes, digits }, run, run_at + RUN_BYTES)
+    }
+
+    /// True when the record at `at` holds `k`.
+    fn holds(arena: &[u8], at: usize, k: &PackedHash) -> bool {
+        let d = Self::digits(k);
+        arena[at] == k.digits && arena[at + 1..at + 1 + d.len()] == *d
     }
 
     fn len(&self) -> usize {
-        self.keys.len()
+        self.len
+    }
+
+    /// `hash` of the record at `at`, read in place.
+    fn hash_at(arena: &[u8], at: usize) -> u64 {
+        let digits = arena[at];
+        xxhash_rust::xxh3::xxh3_64_with_seed(
+            &arena[at + 1..at + 1 + usize::from(digits).div_ceil(2)],
+            u64::from(digits),
+        )
     }
 
     fn reserve(&mut self, n: usize) {
-        self.keys.reserve(n);
-        self.runs.reserve(n);
-        let keys = &self.keys;
-        self.table.reserve(n, |&i| Self::hash(&keys[i as usize]));
+        self.arena.reserve(n * TYPICAL_RECORD);
+        let arena = &self.arena;
+        self.table.reserve(n, |&at| Self::hash_at(arena, at as usize));
     }
 
     /// The run holding `k`, or `None` after recording it for `run`.
     fn get_or_insert(&mut self, k: PackedHash, run: u32) -> Option<u32> {
         let h = Self::hash(&k);
-        let keys = &self.keys;
-        if let Some(&i) = self.table.find(h, |&i| keys[i as usize] == k) {
-            return Some(self.runs[i as usize]);
+        let arena = &self.arena;
+        if let Some(&at) = self.table.find(h, |&at| Self::holds(arena, at as usize, &k)) {
+            return Some(Self::record(arena, at as usize).1);
         }
-        let i = u32::try_from(self.keys.len()).expect("fewer than 2^32 hashes in memory");
-        self.keys.push(k);
-        self.runs.push(run);
-        let keys = &self.keys;
-        self.table.insert_unique(h, i, |&j| Self::hash(&keys[j as usize]));
+        let at = u32::try_from(self.arena.len()).expect("under 4 GiB of hashes in memory");
+        self.arena.push(k.digits);
+        self.arena.extend_from_slice(Self::digits(&k));
+        self.arena.extend_from_slice(&run.to_le_bytes());
+        self.len += 1;
+        let arena = &self.arena;
+        self.table.insert_unique(h, at, |&j| Self::hash_at(arena, j as usize));
         None
     }
 
     fn of_run(&self, run: u32) -> impl Iterator<Item = PackedHash> + '_ {
-        self.keys.iter().zip(&self.runs).filter(move |(_, &r)| r == run).map(|(k, _)| *k)
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            while at < self.arena.len() {
+                let (k, r, next) = Self::record(&self.arena, at);
+                at = next;
+                if r == run {
+                    return Some(k);
+                }
+            }
+            None
+        })
     }
 }
 
@@ -312,6 +360,31 @@ mod tests {
         assert_eq!(idx.check("bb", now), Seen::Duplicate { first_run_id: "r2" });
         assert_eq!(idx.check("aa", now), Seen::Duplicate { first_run_id: "r1" });
         assert_eq!(idx.len(), 2);
+    }
+
+    #[test]
+    fn packed_set_keeps_hashes_of_every_length_with_their_run() {
+        let mut set = PackedSet::default();
+        // Every length from 1 to 64 digits, and prefixes of one another ("abc" / "abc0").
+        let hashes: Vec<String> = (1..=64).flat_map(|n| ["abc0".repeat(16)[..n].to_string(), "f".repeat(n)]).collect();
+        for (i, h) in hashes.iter().enumerate() {
+            let k = PackedHash::new(h).unwrap();
+            assert_eq!(set.get_or_insert(k, (i % 3) as u32), None, "{h} is new");
+        }
+        assert_eq!(set.len(), hashes.len());
+        for (i, h) in hashes.iter().enumerate() {
+            assert_eq!(set.get_or_insert(PackedHash::new(h).unwrap(), 9), Some((i % 3) as u32), "{h}");
+        }
+        for run in 0..3u32 {
+            let want: Vec<PackedHash> = hashes
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| (i % 3) as u32 == run)
+                .map(|(_, h)| PackedHash::new(h).unwrap())
+                .collect();
+            assert_eq!(set.of_run(run).collect::<Vec<_>>(), want, "run {run}");
+        }
+        assert_eq!(set.of_run(9).count(), 0, "a lookup records nothing");
     }
 
     #[test]
