@@ -154,13 +154,16 @@ class Bench:
         return r
 
     def quarry_runs(self, label: str, corpus: Corpus, threads: int | None = None, repeat: int = 1) -> Run:
-        """Median of `repeat` imports of the corpus into an empty warehouse (RSS of that run)."""
+        """Median of `repeat` imports of the corpus into an empty warehouse: the run of median time,
+        with the median of the runs' peak RSS (taken on its own: peak RSS moves by ±20 MB between
+        identical runs on this VM, independently of time)."""
         runs = []
         for i in range(repeat):
             warm(corpus.files)
             runs.append(self.import_(f"{label} #{i + 1}", [corpus.path], os.path.join(self.workdir, "wh"), threads))
         runs.sort(key=lambda r: r.seconds)
         r = runs[len(runs) // 2]
+        r.rss_kib = sorted(x.rss_kib for x in runs)[len(runs) // 2]
         r.label = label
         r.all = runs
         rmtree(os.path.join(self.workdir, "wh"))
@@ -357,8 +360,8 @@ def run_all(b: Bench, a, size_mb: float, repeat: int, prefill_pages: int) -> str
              (f"quarry, new pages → {prefill_pages:,}-post warehouse", "new", new, d_full, d_empty)]
     out = [f"# quarry bench{' (quick)' if a.quick else ''}", "",
            f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC} · {version} · {machine()}  ",
-           f"Clean corpora from `quarry gen --noise 0` ({bpp:,.0f} bytes per page). quarry: median of {repeat} "
-           f"run(s) into an empty warehouse (default threads unless stated); alternatives: one run each. "
+           f"Clean corpora from `quarry gen --noise 0` ({bpp:,.0f} bytes per page). quarry: medians of {repeat} "
+           f"run(s) (time and peak RSS each) into an empty warehouse (default threads unless stated); alternatives: one run each. "
            f"MB = 10^6 bytes of input; peak RSS = the child's ru_maxrss.", "",
            table(rows), ""]
 
