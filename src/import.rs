@@ -578,13 +578,17 @@ struct ChunkBuilder<'a> {
     run: &'a RunColumns,
     outcomes: Vec<Outcome>,
     rows: batch::RowsBuilder,
+    /// The run id cell, and the source file cell of the last page (shared by its rows).
+    run_id: Cell,
+    file: Cell,
 }
 
 impl<'a> ChunkBuilder<'a> {
     /// For `pages` pages; `bytes`: the text per column of an earlier chunk of as many pages (or empty).
     fn new(p: &'a Pipeline, run: &'a RunColumns, pages: usize, bytes: &[usize]) -> Result<ChunkBuilder<'a>> {
         let rows = batch::RowsBuilder::new(schema::posts_ref(), pages, bytes).context("building a posts batch")?;
-        Ok(ChunkBuilder { p, run, outcomes: Vec::with_capacity(pages), rows })
+        let run_id = Cell::Text(run.run_id.clone());
+        Ok(ChunkBuilder { p, run, outcomes: Vec::with_capacity(pages), rows, run_id, file: Cell::Null })
     }
 
     fn push(&mut self, file: &str, pg: &RawPage, res: Result<Record, Reject>) {
@@ -593,11 +597,14 @@ impl<'a> ChunkBuilder<'a> {
             Ok(rec) => rec,
         };
         let c = &self.p.cols;
-        rec.cells[c.source_file] = Cell::Text(file.to_string());
+        if !matches!(&self.file, Cell::Text(f) if f == file) {
+            self.file = Cell::Text(file.to_string());
+        }
         rec.cells[c.source_offset] = Cell::Int(pg.offset as i64);
-        rec.cells[c.run_id] = Cell::Text(self.run.run_id.clone());
         rec.cells[c.ingested_at] = Cell::Int(self.run.started);
-        self.rows.append(&rec.cells);
+        let mut set = [(c.source_file, &self.file), (c.run_id, &self.run_id)];
+        set.sort_unstable_by_key(|(col, _)| *col);
+        self.rows.append_with(&rec.cells, &set);
         let issues = match std::mem::take(&mut rec.cells[c.issues]) {
             Cell::List(codes) if rec.has_issues => codes,
             _ => Vec::new(),

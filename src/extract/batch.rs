@@ -245,9 +245,20 @@ impl RowsBuilder {
 
     /// Appends a row: one cell per field of the schema.
     pub fn append(&mut self, row: &[Cell]) {
+        self.append_with(row, &[]);
+    }
+
+    /// Appends a row with the cells of some columns replaced: `set` holds (column, cell) pairs in
+    /// column order (cells the rows share, such as a run id, made once instead of once a row).
+    pub fn append_with(&mut self, row: &[Cell], set: &[(usize, &Cell)]) {
         debug_assert_eq!(row.len(), self.columns.len(), "one cell per field");
-        for (b, c) in self.columns.iter_mut().zip(row) {
-            b.append(c);
+        debug_assert!(set.windows(2).all(|w| w[0].0 < w[1].0), "replacements in column order");
+        let mut set = set.iter().peekable();
+        for (i, (b, c)) in self.columns.iter_mut().zip(row).enumerate() {
+            match set.next_if(|(col, _)| *col == i) {
+                Some((_, replaced)) => b.append(replaced),
+                None => b.append(c),
+            }
         }
         self.rows += 1;
     }
@@ -333,4 +344,31 @@ pub fn duplicates_batch(run_id: &str, rows: &[DuplicateRow]) -> Result<RecordBat
         schema::duplicates(),
         vec![Arc::new(run), Arc::new(hash), Arc::new(file), Arc::new(offset), Arc::new(first)],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Field, Schema};
+
+    #[test]
+    fn rows_take_replaced_cells_in_place_of_their_own() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Utf8, true),
+            Field::new("b", DataType::Int64, true),
+            Field::new("c", DataType::Utf8, true),
+        ]));
+        let mut b = RowsBuilder::new(&schema, 2, &[1, 0, 1]).unwrap();
+        let shared = Cell::Text("shared".into());
+        b.append_with(&[Cell::Text("x".into()), Cell::Int(1), Cell::Null], &[(0, &shared), (2, &shared)]);
+        b.append(&[Cell::Text("y".into()), Cell::Null, Cell::Text("z".into())]);
+        assert_eq!(b.len(), 2);
+        let batch = b.finish().unwrap();
+        let a = batch.column(0).as_string::<i32>();
+        let c = batch.column(2).as_string::<i32>();
+        assert_eq!((a.value(0), a.value(1)), ("shared", "y"));
+        assert_eq!((c.value(0), c.value(1)), ("shared", "z"));
+        assert!(batch.column(1).is_null(1));
+    }
 }
