@@ -29,11 +29,17 @@ fn decimal(s: &str) -> Option<(u128, u32, bool)> {
     if (int.is_empty() && frac_s.is_empty()) || frac_s.len() > 18 || int.len() > 18 {
         return None;
     }
-    if !int.bytes().chain(frac_s.bytes()).all(|b| b.is_ascii_digit()) || frac == Some("") && int.is_empty() {
+    if frac == Some("") && int.is_empty() {
         return None;
     }
-    let digits: String = [int, frac_s].concat();
-    let m: u128 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
+    // At most 36 digits: a u128 holds them.
+    let mut m: u128 = 0;
+    for b in int.bytes().chain(frac_s.bytes()) {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        m = m * 10 + u128::from(b - b'0');
+    }
     Some((m, frac_s.len() as u32, frac.is_some()))
 }
 
