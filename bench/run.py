@@ -262,6 +262,12 @@ def table(rows):
     return "\n".join(lines)
 
 
+def spread(r) -> str:
+    """The lowest and highest peak RSS of a measurement's runs, in MB."""
+    mbs = [x.rss_mb for x in getattr(r, "all", [r])]
+    return f"{min(mbs):,.0f}–{max(mbs):,.0f}"
+
+
 def check(name: str, ok: bool, detail: str) -> str:
     return f"- **{'PASS' if ok else 'FAIL'}** {name}: {detail}"
 
@@ -293,7 +299,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small corpora, one run each, no results.md")
     ap.add_argument("--pipeline", default=os.path.join(REPO, "pipelines", "alphanode.toml"))
     ap.add_argument("--python", default=None, help="interpreter for the alternatives (default: this one)")
-    ap.add_argument("--repeat", type=int, default=None, help="quarry runs per measurement, median taken (default 3, quick 1)")
+    ap.add_argument("--repeat", type=int, default=None, help="quarry runs per measurement, median taken (default 5, quick 1)")
     ap.add_argument("--prefill-pages", type=int, default=None, help="posts in the prefilled warehouse (default 1000000, quick 50000)")
     ap.add_argument("--new-pages", type=int, default=10_000, help="pages imported into the prefilled warehouse")
     ap.add_argument("--rebuild-prefill", action="store_true", help="regenerate the cached prefilled warehouse")
@@ -301,7 +307,7 @@ def main():
     ap.add_argument("--results", default=None, help="markdown file to write (default bench/results.md unless --quick)")
     a = ap.parse_args()
     size_mb = a.size_mb or (80.0 if a.quick else 1024.0)
-    repeat = a.repeat or (1 if a.quick else 3)
+    repeat = a.repeat or (1 if a.quick else 5)
     prefill_pages = a.prefill_pages or (50_000 if a.quick else 1_000_000)
     results = a.results or (None if a.quick else os.path.join(HERE, "results.md"))
     b = Bench(a)
@@ -376,9 +382,10 @@ def run_all(b: Bench, a, size_mb: float, repeat: int, prefill_pages: int) -> str
                             f"quarry {base.mb / q1.seconds:,.0f} MB/s vs {base.mb / r.seconds:,.1f} MB/s = {x:,.1f}× "
                             f"on the same {base.mb:,.0f} MB"))
     qruns = [q1, q4, t1, t2, d_empty, d_full]
-    worst = max(qruns, key=lambda r: r.rss_kib)
+    # The goal holds for every run, not only the medians.
+    worst = max((x for r in qruns for x in getattr(r, "all", [r])), key=lambda r: r.rss_kib)
     checks.append(check("peak RSS ≤ 300 MB", worst.rss_mb <= GOAL_RSS_MB,
-                        f"max {worst.rss_mb:,.0f} MB ({worst.label}; 1x {q1.rss_mb:,.0f}, 4x {q4.rss_mb:,.0f}, "
+                        f"max of every run {worst.rss_mb:,.0f} MB ({worst.label}); medians: 1x {q1.rss_mb:,.0f}, 4x {q4.rss_mb:,.0f}, "
                         f"threads 1 {t1.rss_mb:,.0f}, threads 2 {t2.rss_mb:,.0f}, into the {prefill_pages:,}-post warehouse "
                         f"{d_full.rss_mb:,.0f})"))
     drss = (q4.rss_kib - q1.rss_kib) / q1.rss_kib
@@ -386,7 +393,8 @@ def run_all(b: Bench, a, size_mb: float, repeat: int, prefill_pages: int) -> str
     size_ratio = big.bytes / base.bytes
     checks.append(check("flat: 4× the input changes peak RSS < 10% and time ≤ 4.4×",
                         abs(drss) < GOAL_FLAT_RSS and tr <= GOAL_FLAT_TIME,
-                        f"input ×{size_ratio:.2f}: RSS {q1.rss_mb:,.0f} → {q4.rss_mb:,.0f} MB ({drss:+.1%}), "
+                        f"input ×{size_ratio:.2f}: median RSS {q1.rss_mb:,.0f} → {q4.rss_mb:,.0f} MB ({drss:+.1%}; "
+                        f"runs {spread(q1)} and {spread(q4)} MB), "
                         f"time {q1.seconds:.2f} → {q4.seconds:.2f} s (×{tr:.2f})"))
     sp = t1.seconds / t2.seconds
     checks.append(check("--threads 2 ≥ 1.7× --threads 1", sp >= GOAL_THREADS,
