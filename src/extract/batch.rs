@@ -222,6 +222,18 @@ where
     b.finish()
 }
 
+/// Bytes of text a cell holds (what `ColumnBuilder::text_bytes` counts for it).
+fn text_bytes(c: &Cell) -> usize {
+    let opt = |v: &[Option<String>]| v.iter().flatten().map(String::len).sum::<usize>();
+    match c {
+        Cell::Text(s) => s.len(),
+        Cell::List(v) => v.iter().map(String::len).sum(),
+        Cell::Struct(v) => opt(v),
+        Cell::Objects(o) => o.iter().map(|v| opt(v)).sum(),
+        _ => 0,
+    }
+}
+
 /// Builds a batch of `schema` a row at a time, so a row's cells can be dropped as soon as they
 /// are appended (its text is copied into each column's one buffer).
 pub struct RowsBuilder {
@@ -287,7 +299,9 @@ impl RowsBuilder {
 
 /// A batch of `rows` (each one cell per field of `schema`).
 pub fn batch(schema: &SchemaRef, rows: &[Vec<Cell>]) -> Result<RecordBatch, ArrowError> {
-    let mut b = RowsBuilder::new(schema, rows.len(), &[])?;
+    // Each column's text counted first: its buffer is then allocated once, at its size.
+    let bytes: Vec<usize> = (0..schema.fields().len()).map(|i| rows.iter().map(|r| text_bytes(&r[i])).sum()).collect();
+    let mut b = RowsBuilder::new(schema, rows.len(), &bytes)?;
     rows.iter().for_each(|r| b.append(r));
     b.finish()
 }
