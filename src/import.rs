@@ -642,13 +642,11 @@ pub fn extract_raw(p: &Pipeline, pg: &RawPage, max_page: usize) -> Result<Record
 /// same thread, which keeps the allocator's work local.
 fn extract_chunk(p: &Pipeline, pages: &[RawPage], max: usize, file: &str, run: &RunColumns) -> Result<ChunkOutput> {
     thread_local! {
-        /// Text per posts column of this thread's last chunk, and its page count.
+        /// Text per posts column of this thread's last chunk with posts, and that chunk's page bytes.
         static LAST: std::cell::RefCell<(Vec<usize>, usize)> = const { std::cell::RefCell::new((Vec::new(), 0)) };
     }
-    // The last chunk's sizes, scaled to this chunk's pages and a little over: one allocation per
-    // column buffer in the common case, instead of a doubling series.
-    let bytes: Vec<usize> =
-        LAST.with_borrow(|(bytes, n)| bytes.iter().map(|b| (b * pages.len()).div_ceil((*n).max(1)) * 9 / 8).collect());
+    let raw: usize = pages.iter().map(|pg| pg.bytes.len()).sum();
+    let bytes = LAST.with_borrow(|(last, last_raw)| column_hints(last, *last_raw, raw));
     // Its own pipeline copy: a regex's cache pool is fastest on its owner thread.
     let own = p.clone();
     let mut b = ChunkBuilder::new(&own, run, pages.len(), &bytes)?;
@@ -657,9 +655,21 @@ fn extract_chunk(p: &Pipeline, pages: &[RawPage], max: usize, file: &str, run: &
     }
     let (out, bytes) = b.finish()?;
     if out.posts.is_some() {
-        LAST.set((bytes, pages.len()));
+        LAST.set((bytes, raw));
     }
     Ok(out)
+}
+
+/// The text each posts column of a chunk of `raw` page bytes is expected to hold, from an earlier
+/// chunk of `last_raw` bytes whose columns held `last`: scaled to the size and a little over, so
+/// a column buffer is allocated once instead of by doubling. Never more than `raw` (a column holds
+/// text of the pages; one that needs more grows), so a chunk of one huge page does not make the
+/// next chunk reserve hundreds of times its size.
+fn column_hints(last: &[usize], last_raw: usize, raw: usize) -> Vec<usize> {
+    if last_raw == 0 {
+        return Vec::new();
+    }
+    last.iter().map(|&b| ((b as u128 * raw as u128 * 9 / 8 / last_raw as u128) as usize).min(raw)).collect()
 }
 
 /// What the splitter thread hands to the extracting thread, in file order.
@@ -973,6 +983,15 @@ pub(crate) fn runs_row(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn column_hints_scale_with_the_chunk_and_stay_within_it() {
+        assert_eq!(column_hints(&[], 0, 1000), Vec::<usize>::new(), "no earlier chunk: no hints");
+        assert_eq!(column_hints(&[400, 0, 80], 1000, 2000), [900, 0, 180], "twice the bytes, an eighth over");
+        // A chunk of one 16 MB page, then a chunk of ordinary pages: hints stay within the chunk.
+        assert_eq!(column_hints(&[16 << 20], 16 << 20, 4 << 20), [4 << 20]);
+        assert_eq!(column_hints(&[16 << 20], 1 << 10, 4 << 20), [4 << 20]);
+    }
 
     #[test]
     fn run_ids_sort_in_time_order_and_dates_are_utc() {
