@@ -116,12 +116,31 @@ type FastMap<K> = HashMap<K, u32, BuildHasherDefault<KeyHasher>>;
 /// Packed hashes with their run, in as few bytes as their digits need: the records back to back
 /// in insertion order (digit count, packed digits, run as u32 LE: 17 bytes for a 24-digit hash,
 /// written once) and a table of 4-byte offsets into them. This set is what grows with the size of
-/// a run, so its bytes per hash are what keeps a long nightly import's memory flat.
-#[derive(Default)]
+/// a run, so its bytes per hash are what keeps a long nightly import's memory flat. Offsets are
+/// 4 bytes, so the records fill at most `limit` bytes (4 GiB, some 250 million hashes); past that
+/// the set only answers lookups and the index keeps further hashes as text.
 struct PackedSet {
     arena: Vec<u8>,
     len: usize,
     table: hashbrown::HashTable<u32>,
+    limit: usize,
+}
+
+impl Default for PackedSet {
+    fn default() -> Self {
+        PackedSet { arena: Vec::new(), len: 0, table: hashbrown::HashTable::new(), limit: u32::MAX as usize }
+    }
+}
+
+/// What `PackedSet::get_or_insert` did with a hash.
+#[derive(Debug, PartialEq, Eq)]
+enum Packed {
+    /// The set holds it, for this run.
+    Held(u32),
+    /// It was new and is now held.
+    Added,
+    /// It is not held and the set is full.
+    Full,
 }
 
 /// Bytes of a `PackedSet` record after its packed digits (the run).
@@ -175,21 +194,24 @@ impl PackedSet {
         self.table.reserve(n, |&at| Self::hash_at(arena, at as usize));
     }
 
-    /// The run holding `k`, or `None` after recording it for `run`.
-    fn get_or_insert(&mut self, k: PackedHash, run: u32) -> Option<u32> {
+    /// The run holding `k`, or records it for `run` when there is room.
+    fn get_or_insert(&mut self, k: PackedHash, run: u32) -> Packed {
         let h = Self::hash(&k);
         let arena = &self.arena;
         if let Some(&at) = self.table.find(h, |&at| Self::holds(arena, at as usize, &k)) {
-            return Some(Self::record(arena, at as usize).1);
+            return Packed::Held(Self::record(arena, at as usize).1);
         }
-        let at = u32::try_from(self.arena.len()).expect("under 4 GiB of hashes in memory");
+        if self.arena.len() + 1 + Self::digits(&k).len() + RUN_BYTES > self.limit {
+            return Packed::Full;
+        }
+        let at = self.arena.len() as u32;
         self.arena.push(k.digits);
         self.arena.extend_from_slice(Self::digits(&k));
         self.arena.extend_from_slice(&run.to_le_bytes());
         self.len += 1;
         let arena = &self.arena;
         self.table.insert_unique(h, at, |&j| Self::hash_at(arena, j as usize));
-        None
+        Packed::Added
     }
 
     fn of_run(&self, run: u32) -> impl Iterator<Item = PackedHash> + '_ {
@@ -256,14 +278,10 @@ impl HashIndex {
 
     /// Records a hash imported by `run` (keeps the first run when seen twice).
     pub fn insert(&mut self, hash: &str, run: u32) {
-        match PackedHash::new(hash) {
-            Some(k) => {
-                self.packed.get_or_insert(k, run);
-            }
-            None => {
-                self.other.entry(hash.into()).or_insert(run);
-            }
-        };
+        let packed = PackedHash::new(hash).map(|k| self.packed.get_or_insert(k, run));
+        if matches!(packed, None | Some(Packed::Full)) {
+            self.other.entry(hash.into()).or_insert(run);
+        }
     }
 
     /// Room for `n` more hashes.
@@ -307,8 +325,8 @@ impl HashIndex {
         self.sorted_runs = runs;
     }
 
-    /// The hashes `run` took, sorted, for its hash list; `None` when one of them is not lower-case
-    /// hex (never for a quarry run: it validates every hash).
+    /// The hashes `run` took, sorted, for its hash list; `None` when one of them is kept as text
+    /// (not lower-case hex, which a quarry run never takes, or past the packed set's limit).
     pub fn run_hashes(&self, run: u32) -> Option<Vec<PackedHash>> {
         if self.other.values().any(|&r| r == run) {
             return None;
@@ -326,15 +344,14 @@ impl HashIndex {
     /// Takes `hash` for `run` if it is new; otherwise says which run has it.
     pub fn check(&mut self, hash: &str, run: u32) -> Seen<'_> {
         use std::collections::hash_map::Entry;
-        let first = match PackedHash::new(hash) {
-            Some(k) => match self.sorted.binary_search(&k) {
-                Ok(at) => self.sorted_runs[at],
-                Err(_) => match self.packed.get_or_insert(k, run) {
-                    Some(first) => first,
-                    None => return Seen::New,
-                },
-            },
-            None => match self.other.entry(hash.into()) {
+        let packed = PackedHash::new(hash).map(|k| match self.sorted.binary_search(&k) {
+            Ok(at) => Packed::Held(self.sorted_runs[at]),
+            Err(_) => self.packed.get_or_insert(k, run),
+        });
+        let first = match packed {
+            Some(Packed::Held(first)) => first,
+            Some(Packed::Added) => return Seen::New,
+            None | Some(Packed::Full) => match self.other.entry(hash.into()) {
                 Entry::Occupied(e) => *e.get(),
                 Entry::Vacant(e) => {
                     e.insert(run);
@@ -369,11 +386,11 @@ mod tests {
         let hashes: Vec<String> = (1..=64).flat_map(|n| ["abc0".repeat(16)[..n].to_string(), "f".repeat(n)]).collect();
         for (i, h) in hashes.iter().enumerate() {
             let k = PackedHash::new(h).unwrap();
-            assert_eq!(set.get_or_insert(k, (i % 3) as u32), None, "{h} is new");
+            assert_eq!(set.get_or_insert(k, (i % 3) as u32), Packed::Added, "{h} is new");
         }
         assert_eq!(set.len(), hashes.len());
         for (i, h) in hashes.iter().enumerate() {
-            assert_eq!(set.get_or_insert(PackedHash::new(h).unwrap(), 9), Some((i % 3) as u32), "{h}");
+            assert_eq!(set.get_or_insert(PackedHash::new(h).unwrap(), 9), Packed::Held((i % 3) as u32), "{h}");
         }
         for run in 0..3u32 {
             let want: Vec<PackedHash> = hashes
@@ -385,6 +402,25 @@ mod tests {
             assert_eq!(set.of_run(run).collect::<Vec<_>>(), want, "run {run}");
         }
         assert_eq!(set.of_run(9).count(), 0, "a lookup records nothing");
+    }
+
+    #[test]
+    fn hashes_past_the_packed_sets_limit_are_still_deduplicated() {
+        let mut idx = HashIndex::new();
+        // Room for two 24-digit records (17 bytes each), then the set is full.
+        idx.packed.limit = 40;
+        let run = idx.run("r1");
+        let hashes: Vec<String> = (0..5).map(|i| format!("{i:024x}")).collect();
+        for h in &hashes {
+            assert_eq!(idx.check(h, run), Seen::New, "{h}");
+        }
+        assert_eq!((idx.packed.len(), idx.other.len()), (2, 3), "two packed, the rest as text");
+        for h in &hashes {
+            assert_eq!(idx.check(h, run), Seen::Duplicate { first_run_id: "r1" }, "{h} again");
+        }
+        idx.insert(&hashes[4], run);
+        assert_eq!(idx.len(), 5, "an insert of a held hash adds nothing");
+        assert_eq!(idx.run_hashes(run), None, "no hash list when some hashes are kept as text");
     }
 
     #[test]
