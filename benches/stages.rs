@@ -26,7 +26,7 @@ struct Fixture {
     pipeline: Pipeline,
     dump: Vec<u8>,
     pages: Vec<RawPage>,
-    records: Vec<Record>,
+    records: Vec<Record<'static>>,
     batch: RecordBatch,
 }
 
@@ -40,8 +40,10 @@ fn fixture() -> &'static Fixture {
         generate(&opts).expect("corpus");
         let dump = std::fs::read(dir.path().join("dump-000.txt")).expect("dump");
         let pages: Vec<RawPage> = PageSplitter::new(&dump[..], &pipeline.trailer).map(|p| p.expect("page")).collect();
-        let records: Vec<Record> =
-            pages.iter().map(|pg| extract_raw(&pipeline, pg, DEFAULT_MAX_PAGE_BYTES).expect("clean page")).collect();
+        let records: Vec<Record<'static>> = pages
+            .iter()
+            .map(|pg| extract_raw(&pipeline, pg, DEFAULT_MAX_PAGE_BYTES).expect("clean page").into_owned())
+            .collect();
         let batch = posts_batch(&pipeline, records.clone()).expect("posts batch");
         Fixture { pipeline, dump, pages, records, batch }
     })

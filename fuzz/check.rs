@@ -45,13 +45,13 @@ fn cell_bytes(c: &Cell) -> usize {
 fn check_record(rec: &Record, raw: &[u8], n: usize) {
     let p = pipeline();
     let c = &p.cols;
-    assert_eq!(rec.cells[c.hash], Cell::Text(rec.hash.clone()), "page {n}: hash cell");
+    assert_eq!(rec.cells[c.hash], Cell::Text(rec.hash.as_str().into()), "page {n}: hash cell");
     let text = String::from_utf8_lossy(raw);
     // unparsed_meta keeps lines as written (trailing white space removed, nothing decoded).
     if let Cell::List(lines) = &rec.cells[c.unparsed_meta] {
         for l in lines {
             assert!(!l.is_empty() && !l.contains('\n'), "page {n}: unparsed line {l:?}");
-            assert!(text.contains(l.as_str()), "page {n}: unparsed line {l:?} is not in the page");
+            assert!(text.contains(l.as_ref()), "page {n}: unparsed line {l:?} is not in the page");
         }
     }
     // Issues: known codes, each once; invalid_utf8 exactly when the bytes are not UTF-8.
@@ -64,7 +64,7 @@ fn check_record(rec: &Record, raw: &[u8], n: usize) {
             "page {n}: unknown issue code {code}"
         );
     }
-    assert_eq!(seen.contains(&"invalid_utf8".to_string()), std::str::from_utf8(raw).is_err(), "page {n}: invalid_utf8");
+    assert_eq!(seen.iter().any(|c| *c == "invalid_utf8"), std::str::from_utf8(raw).is_err(), "page {n}: invalid_utf8");
     assert_eq!(rec.has_issues, !issues.is_empty(), "page {n}: has_issues");
     // One-line values stay on one line, unless a reference (`&#10;`) decoded to a line break.
     let decoded_break = text.contains("&#");

@@ -1,5 +1,6 @@
 //! `quarry import`: discover → read → split → extract → transform → load → commit.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -579,15 +580,15 @@ struct ChunkBuilder<'a> {
     outcomes: Vec<Outcome>,
     rows: batch::RowsBuilder,
     /// The run id cell, and the source file cell of the last page (shared by its rows).
-    run_id: Cell,
-    file: Cell,
+    run_id: Cell<'static>,
+    file: Cell<'static>,
 }
 
 impl<'a> ChunkBuilder<'a> {
     /// For `pages` pages; `bytes`: the text per column of an earlier chunk of as many pages (or empty).
     fn new(p: &'a Pipeline, run: &'a RunColumns, pages: usize, bytes: &[usize]) -> Result<ChunkBuilder<'a>> {
         let rows = batch::RowsBuilder::new(schema::posts_ref(), pages, bytes).context("building a posts batch")?;
-        let run_id = Cell::Text(run.run_id.clone());
+        let run_id = Cell::Text(run.run_id.clone().into());
         Ok(ChunkBuilder { p, run, outcomes: Vec::with_capacity(pages), rows, run_id, file: Cell::Null })
     }
 
@@ -598,7 +599,7 @@ impl<'a> ChunkBuilder<'a> {
         };
         let c = &self.p.cols;
         if !matches!(&self.file, Cell::Text(f) if f == file) {
-            self.file = Cell::Text(file.to_string());
+            self.file = Cell::Text(file.to_string().into());
         }
         rec.cells[c.source_offset] = Cell::Int(pg.offset as i64);
         rec.cells[c.ingested_at] = Cell::Int(self.run.started);
@@ -606,7 +607,7 @@ impl<'a> ChunkBuilder<'a> {
         set.sort_unstable_by_key(|(col, _)| *col);
         self.rows.append_with(&rec.cells, &set);
         let issues = match std::mem::take(&mut rec.cells[c.issues]) {
-            Cell::List(codes) if rec.has_issues => codes,
+            Cell::List(codes) if rec.has_issues => codes.into_iter().map(Cow::into_owned).collect(),
             _ => Vec::new(),
         };
         self.outcomes.push(Outcome::Post(PostMeta {
@@ -627,7 +628,7 @@ impl<'a> ChunkBuilder<'a> {
 }
 
 /// Extracts one split page (an oversized page is rejected without being parsed).
-pub fn extract_raw(p: &Pipeline, pg: &RawPage, max_page: usize) -> Result<Record, Reject> {
+pub fn extract_raw<'a>(p: &Pipeline, pg: &'a RawPage, max_page: usize) -> Result<Record<'a>, Reject> {
     if let Some(len) = pg.oversize {
         return Err(Reject {
             reason: RejectReason::PageTooLarge,

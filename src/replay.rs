@@ -156,7 +156,10 @@ pub fn replay(p: &Pipeline, opts: &ReplayOptions, progress: &Progress) -> Result
             let results: Vec<Vec<Result<Record, Reject>>> = pool.install(|| {
                 split
                     .par_iter()
-                    .map(|pages| pages.iter().flatten().map(|pg| extract_raw(p, pg, max)).collect())
+                    // Owned: the records go on after their pages move into the take below.
+                    .map(|pages| {
+                        pages.iter().flatten().map(|pg| extract_raw(p, pg, max).map(Record::into_owned)).collect()
+                    })
                     .collect()
             });
             let mut keep = Vec::with_capacity(rows.len());

@@ -11,6 +11,11 @@ use proptest::sample::select;
 use proptest::test_runner::Config;
 use quarry::extract::page::extract;
 use quarry::extract::record::{Cell, Record};
+
+/// A list<string> cell of owned strings.
+fn list_cell(v: Vec<String>) -> Cell<'static> {
+    Cell::List(v.into_iter().map(std::borrow::Cow::Owned).collect())
+}
 use quarry::extract::split::PageSplitter;
 use quarry::load::schema;
 use quarry::pipeline::Pipeline;
@@ -186,11 +191,11 @@ fn flag_as_written(v: bool) -> impl Strategy<Value = String> {
 #[derive(Debug, Clone)]
 struct Entry {
     lines: Vec<String>,
-    expect: Vec<(&'static str, Cell)>,
+    expect: Vec<(&'static str, Cell<'static>)>,
     extra: Option<(String, Vec<String>)>,
 }
 
-fn scalar(key: &'static str, column: &'static str, value: (String, Cell)) -> impl Strategy<Value = Entry> {
+fn scalar(key: &'static str, column: &'static str, value: (String, Cell<'static>)) -> impl Strategy<Value = Entry> {
     (key_as_written(key), separator(), trailing(), select(&["", " ", "\t"][..])).prop_map(
         move |(k, sep, tr, indent)| {
             // A glued value must not start with a separator-looking character: the words never do.
@@ -210,7 +215,7 @@ fn text_scalar(key: &'static str, column: &'static str, lowercase: bool) -> impl
         let raw = if upper { raw.to_uppercase() } else { raw };
         let dec = if upper { dec.to_uppercase() } else { dec };
         let dec = if lowercase { dec.to_lowercase() } else { dec };
-        scalar(key, column, (raw, Cell::Text(dec)))
+        scalar(key, column, (raw, Cell::Text(dec.into())))
     })
 }
 
@@ -247,7 +252,7 @@ fn list_entry(key: &'static str, column: &'static str) -> impl Strategy<Value = 
             lines.push(format!("{b}{raw}{tr}"));
             want.push(dec);
         }
-        Entry { lines, expect: vec![(column, Cell::List(want))], extra: None }
+        Entry { lines, expect: vec![(column, list_cell(want))], extra: None }
     })
 }
 
@@ -283,8 +288,8 @@ fn revision_entry() -> impl Strategy<Value = Entry> {
             pairs_lines("revision", items).prop_map(move |lines| Entry {
                 lines,
                 expect: vec![
-                    ("revision_status", Cell::Text(status.to_string())),
-                    ("revision_version", Cell::Text(version.clone())),
+                    ("revision_status", Cell::Text(status.to_string().into())),
+                    ("revision_version", Cell::Text(version.clone().into())),
                     ("last_reviewed", Cell::Int(day)),
                 ],
                 extra: None,
@@ -332,10 +337,10 @@ fn payload_entry() -> impl Strategy<Value = Entry> {
             pairs_lines("payload", items).prop_map(move |lines| Entry {
                 lines,
                 expect: vec![
-                    ("source_id", Cell::Text(source.clone())),
+                    ("source_id", Cell::Text(source.clone().into())),
                     ("seed", Cell::Int(seed)),
                     ("paragraphs_declared", Cell::Int(paras)),
-                    ("scenario", Cell::Text(dec.clone())),
+                    ("scenario", Cell::Text(dec.clone().into())),
                     ("generator", Cell::Text("gen".into())),
                 ],
                 extra: None,
@@ -346,7 +351,7 @@ fn payload_entry() -> impl Strategy<Value = Entry> {
 fn outline_entry() -> impl Strategy<Value = Entry> {
     (text(), text(), text(), text()).prop_flat_map(|(a, b, c, d)| {
         let items = vec![("context", a.0), ("problem", b.0), ("stack", c.0), ("recommended action", d.0)];
-        let want = Cell::Struct(vec![Some(a.1), Some(b.1), Some(c.1), Some(d.1)]);
+        let want = Cell::Struct(vec![Some(a.1.into()), Some(b.1.into()), Some(c.1.into()), Some(d.1.into())]);
         pairs_lines("ai outline", items).prop_map(move |lines| Entry {
             lines,
             expect: vec![("ai_outline", want.clone())],
@@ -359,8 +364,9 @@ fn entities_entry() -> impl Strategy<Value = Entry> {
     prop::collection::vec((text(), select(WORDS)), 1..4).prop_flat_map(|objs| {
         let items: Vec<(&'static str, String)> =
             objs.iter().flat_map(|((raw, _), ty)| [("name", raw.clone()), ("type", ty.to_string())]).collect();
-        let want =
-            Cell::Objects(objs.iter().map(|((_, dec), ty)| vec![Some(dec.clone()), Some(ty.to_string())]).collect());
+        let want = Cell::Objects(
+            objs.iter().map(|((_, dec), ty)| vec![Some(dec.clone().into()), Some(ty.to_string().into())]).collect(),
+        );
         pairs_lines("entities", items).prop_map(move |lines| Entry {
             lines,
             expect: vec![("entities", want.clone())],
@@ -379,7 +385,9 @@ fn image_sources_entry() -> impl Strategy<Value = Entry> {
             .collect();
         let want = Cell::Objects(
             objs.iter()
-                .map(|(w, n, (_, dec))| vec![Some(w.to_string()), Some(url(w, *n)), Some(dec.clone())])
+                .map(|(w, n, (_, dec))| {
+                    vec![Some(w.to_string().into()), Some(url(w, *n).into()), Some(dec.clone().into())]
+                })
                 .collect(),
         );
         pairs_lines("image sources", items).prop_map(move |lines| Entry {
@@ -406,7 +414,7 @@ fn hash_entry() -> impl Strategy<Value = Entry> {
     (prop::collection::vec(select(&b"0123456789abcdefABCDEF"[..]), 16..=64)).prop_flat_map(|digits| {
         let raw: String = digits.iter().map(|&b| b as char).collect();
         let want = raw.to_ascii_lowercase();
-        scalar("hash", "hash", (raw, Cell::Text(want)))
+        scalar("hash", "hash", (raw, Cell::Text(want.into())))
     })
 }
 
@@ -493,7 +501,7 @@ fn page() -> BoxedStrategy<GenPage> {
 }
 
 /// The page's lines (without line ends) and what its record must hold.
-fn render(g: &GenPage, meta_marker: &str, trailer: &str) -> (Vec<String>, Vec<(&'static str, Cell)>) {
+fn render(g: &GenPage, meta_marker: &str, trailer: &str) -> (Vec<String>, Vec<(&'static str, Cell<'static>)>) {
     let mut lines = vec![g.title.0.clone()];
     let (mut headings, mut paragraphs) = (Vec::new(), Vec::new());
     for (a, tr, blank) in &g.article {
@@ -514,7 +522,7 @@ fn render(g: &GenPage, meta_marker: &str, trailer: &str) -> (Vec<String>, Vec<(&
         }
     }
     lines.push(meta_marker.to_string());
-    let mut expect: Vec<(&'static str, Cell)> = Vec::new();
+    let mut expect: Vec<(&'static str, Cell<'static>)> = Vec::new();
     let mut extra = Vec::new();
     for e in &g.meta {
         lines.extend(e.lines.iter().cloned());
@@ -528,19 +536,19 @@ fn render(g: &GenPage, meta_marker: &str, trailer: &str) -> (Vec<String>, Vec<(&
         similar.push(dec.clone());
     }
     let words = paragraphs.iter().map(|p: &String| p.split_whitespace().count()).sum::<usize>();
-    expect.push(("title", Cell::Text(g.title.1.clone())));
-    expect.push(("headings", Cell::List(headings)));
-    expect.push(("body", if paragraphs.is_empty() { Cell::Null } else { Cell::Text(paragraphs.join("\n\n")) }));
+    expect.push(("title", Cell::Text(g.title.1.clone().into())));
+    expect.push(("headings", list_cell(headings)));
+    expect.push(("body", if paragraphs.is_empty() { Cell::Null } else { Cell::Text(paragraphs.join("\n\n").into()) }));
     expect.push(("paragraph_count", Cell::Int(paragraphs.len() as i64)));
     expect.push(("word_count", Cell::Int(words as i64)));
-    expect.push(("similar_posts", Cell::List(similar)));
+    expect.push(("similar_posts", list_cell(similar)));
     expect.push(("issues", Cell::List(vec![])));
     expect.push(("unparsed_meta", Cell::List(vec![])));
     expect.push(("extra_meta", Cell::Map(extra)));
     (lines, expect)
 }
 
-fn check_record(rec: &Record, expect: &[(&'static str, Cell)], text: &str) -> Result<(), TestCaseError> {
+fn check_record(rec: &Record, expect: &[(&'static str, Cell<'static>)], text: &str) -> Result<(), TestCaseError> {
     for (column, want) in expect {
         let got = &rec.cells[col(column)];
         prop_assert_eq!(got, want, "column {} of the page:\n{}", column, text);
@@ -614,6 +622,6 @@ proptest! {
         let page = format!("t\nalphanode post meta\n{}\n{}\nhash 00aabbccddeeff00\nSimilar Posts\n", first.lines[0], repeat);
         let rec = extract(p, page.as_bytes(), true).map_err(|r| TestCaseError::fail(format!("{r:?}")))?;
         prop_assert_eq!(&rec.cells[col("topic")], &first.expect[0].1);
-        prop_assert_eq!(&rec.cells[col("unparsed_meta")], &Cell::List(vec![repeat.trim_end_matches(|c: char| c.is_whitespace()).to_string()]));
+        prop_assert_eq!(&rec.cells[col("unparsed_meta")], &Cell::List(vec![repeat.trim_end_matches(|c: char| c.is_whitespace()).to_string().into()]));
     }
 }

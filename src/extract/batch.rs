@@ -1,5 +1,6 @@
 //! Records → Arrow record batches with the warehouse schemas.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -130,7 +131,7 @@ impl ColumnBuilder {
                 b.append(true);
             }
             ColumnBuilder::Struct { children, valid, .. } => {
-                let values: &[Option<String>] = match c {
+                let values: &[Option<Cow<'_, str>>] = match c {
                     Cell::Struct(v) => v,
                     _ => &[],
                 };
@@ -140,7 +141,7 @@ impl ColumnBuilder {
                 }
             }
             ColumnBuilder::Objects { lens, children, .. } => {
-                let objects: &[Vec<Option<String>>] = match c {
+                let objects: &[Vec<Option<Cow<'_, str>>>] = match c {
                     Cell::Objects(o) => o,
                     _ => &[],
                 };
@@ -215,7 +216,7 @@ impl ColumnBuilder {
 /// Builds one column of type `dt` from its cells.
 pub fn column<'a, I>(dt: &DataType, cells: I) -> Result<ArrayRef, ArrowError>
 where
-    I: ExactSizeIterator<Item = &'a Cell>,
+    I: ExactSizeIterator<Item = &'a Cell<'a>>,
 {
     let mut b = ColumnBuilder::new(dt, cells.len(), 0)?;
     cells.for_each(|c| b.append(c));
@@ -224,10 +225,10 @@ where
 
 /// Bytes of text a cell holds (what `ColumnBuilder::text_bytes` counts for it).
 fn text_bytes(c: &Cell) -> usize {
-    let opt = |v: &[Option<String>]| v.iter().flatten().map(String::len).sum::<usize>();
+    let opt = |v: &[Option<Cow<'_, str>>]| v.iter().flatten().map(|s| s.len()).sum::<usize>();
     match c {
         Cell::Text(s) => s.len(),
-        Cell::List(v) => v.iter().map(String::len).sum(),
+        Cell::List(v) => v.iter().map(|s| s.len()).sum(),
         Cell::Struct(v) => opt(v),
         Cell::Objects(o) => o.iter().map(|v| opt(v)).sum(),
         _ => 0,

@@ -16,7 +16,8 @@ use crate::pipeline::{fold_key, fold_key_cow, PairField, Pipeline, Target, Value
 pub const INVALID_UTF8: &str = "invalid_utf8";
 
 /// Extracts one page. `complete` is false for a page that reached the end of its file without a trailer.
-pub fn extract(p: &Pipeline, raw: &[u8], complete: bool) -> Result<Record, Reject> {
+/// The record's text borrows from `raw` where nothing had to be decoded (see `Cell`).
+pub fn extract<'a>(p: &Pipeline, raw: &'a [u8], complete: bool) -> Result<Record<'a>, Reject> {
     if !complete {
         return Err(Reject {
             reason: RejectReason::Truncated,
@@ -24,13 +25,17 @@ pub fn extract(p: &Pipeline, raw: &[u8], complete: bool) -> Result<Record, Rejec
         });
     }
     // simdutf8 validates several times faster than std on long ASCII runs; the lossy text of an
-    // invalid page comes from std.
-    let (text, invalid_utf8) = match simdutf8::basic::from_utf8(raw) {
-        Ok(s) => (Cow::Borrowed(s), false),
-        Err(_) => (String::from_utf8_lossy(raw), true),
-    };
+    // invalid page comes from std (and its record owns its text).
+    match simdutf8::basic::from_utf8(raw) {
+        Ok(text) => extract_text(p, text, false),
+        Err(_) => extract_text(p, &String::from_utf8_lossy(raw), true).map(Record::into_owned),
+    }
+}
+
+/// Extracts a page's text; `invalid_utf8`: it was decoded with replacement characters.
+fn extract_text<'t>(p: &Pipeline, text: &'t str, invalid_utf8: bool) -> Result<Record<'t>, Reject> {
     // `text.split('\n')`, with one SIMD scan for the whole page instead of a search per line.
-    let mut lines: Vec<&str> = Vec::with_capacity(64);
+    let mut lines: Vec<&'t str> = Vec::with_capacity(64);
     let mut from = 0;
     for nl in memchr::memchr_iter(b'\n', text.as_bytes()) {
         lines.push(&text[from..nl]);
@@ -53,7 +58,7 @@ pub fn extract(p: &Pipeline, raw: &[u8], complete: bool) -> Result<Record, Rejec
         if p.meta_start.is_match(trim(lines[i])) {
             meta_at = Some(i);
         } else {
-            page.cells[p.cols.title] = Cell::Text(clean(lines[i]));
+            page.cells[p.cols.title] = Cell::Text(clean_cow(lines[i]));
             i += 1;
         }
     }
@@ -86,7 +91,7 @@ pub fn extract(p: &Pipeline, raw: &[u8], complete: bool) -> Result<Record, Rejec
                 if is_paragraph(&line) {
                     paragraphs.push(line);
                 } else {
-                    headings.push(line.into_owned());
+                    headings.push(line);
                 }
             }
             i += 1;
@@ -107,25 +112,28 @@ pub fn extract(p: &Pipeline, raw: &[u8], complete: bool) -> Result<Record, Rejec
     }
     page.meta(&lines[meta_at + 1..trailer_at.max(meta_at + 1)], meta_at + 2)?;
 
-    let similar: Vec<String> = lines
+    let similar: Vec<Cow<'t, str>> = lines
         .get(trailer_at + 1..)
         .unwrap_or(&[])
         .iter()
         .filter_map(|l| bullet_item(l))
-        .map(clean)
+        .map(clean_cow)
         .filter(|s| !s.is_empty())
         .collect();
     let c = &p.cols;
     let title = match &page.cells[c.title] {
-        Cell::Text(t) => t.as_str(),
+        Cell::Text(t) => t.as_ref(),
         _ => "",
     };
     let (fp, words) = fingerprint_parts(title, &paragraphs);
-    let body = paragraphs.join("\n\n");
-    page.cells[c.content_fingerprint] = Cell::Text(fp);
+    page.cells[c.content_fingerprint] = Cell::Text(fp.into());
     page.cells[c.word_count] = Cell::Int(words as i64);
     page.cells[c.paragraph_count] = Cell::Int(paragraphs.len() as i64);
-    page.cells[c.body] = if paragraphs.is_empty() { Cell::Null } else { Cell::Text(body) };
+    page.cells[c.body] = match paragraphs.len() {
+        0 => Cell::Null,
+        1 => Cell::Text(paragraphs.pop().expect("one paragraph")),
+        _ => Cell::Text(paragraphs.join("\n\n").into()),
+    };
     page.cells[c.headings] = Cell::List(headings);
     page.cells[c.similar_posts] = Cell::List(similar);
     page.finish()
@@ -203,18 +211,18 @@ fn fold_words(text: &str, h: &mut xxhash_rust::xxh3::Xxh3, buf: &mut Vec<u8>, st
     words
 }
 
-struct PageBuilder<'p> {
+struct PageBuilder<'p, 't> {
     p: &'p Pipeline,
-    cells: Vec<Cell>,
+    cells: Vec<Cell<'t>>,
     issues: Vec<String>,
     extra: Vec<(String, Vec<String>)>,
-    unparsed: Vec<String>,
+    unparsed: Vec<Cow<'t, str>>,
     seen: Vec<bool>,
     entries_valid: u32,
     hash: Option<Result<String, String>>,
 }
 
-impl<'p> PageBuilder<'p> {
+impl<'p, 't> PageBuilder<'p, 't> {
     fn new(p: &'p Pipeline) -> Self {
         PageBuilder {
             p,
@@ -235,7 +243,7 @@ impl<'p> PageBuilder<'p> {
     }
 
     /// Reads the meta block; `first_line` is the 1-based page line of `lines[0]`.
-    fn meta(&mut self, lines: &[&str], first_line: usize) -> Result<(), Reject> {
+    fn meta(&mut self, lines: &[&'t str], first_line: usize) -> Result<(), Reject> {
         let mut i = 0;
         while i < lines.len() {
             let line = lines[i];
@@ -244,7 +252,7 @@ impl<'p> PageBuilder<'p> {
                 continue;
             }
             if bullet_item(line).is_some() {
-                self.unparsed.push(trim_end(line).to_string());
+                self.unparsed.push(trim_end(line).into());
                 i += 1;
                 continue;
             }
@@ -270,11 +278,11 @@ impl<'p> PageBuilder<'p> {
         Ok(())
     }
 
-    fn keep_unparsed(&mut self, lines: &[&str]) {
-        self.unparsed.extend(lines.iter().filter(|l| !is_blank(l)).map(|l| trim_end(l).to_string()));
+    fn keep_unparsed(&mut self, lines: &[&'t str]) {
+        self.unparsed.extend(lines.iter().filter(|l| !is_blank(l)).map(|l| Cow::Borrowed(trim_end(l))));
     }
 
-    fn scalar_line(&mut self, line: &str, line_no: usize) -> Result<(), Reject> {
+    fn scalar_line(&mut self, line: &'t str, line_no: usize) -> Result<(), Reject> {
         let t = trim(line);
         let p = self.p;
         // A key can only match a line that starts with its first letter (when that is ASCII).
@@ -285,11 +293,11 @@ impl<'p> PageBuilder<'p> {
             .filter(|&&e| first.is_none_or(|f| p.entries[e].key.as_bytes().first() == Some(&f)))
             .find_map(|&e| match_key(t, &p.entries[e].key).map(|n| (e, n)));
         let Some((e, n)) = hit else {
-            self.unparsed.push(trim_end(line).to_string());
+            self.unparsed.push(trim_end(line).into());
             return Ok(());
         };
         if std::mem::replace(&mut self.seen[e], true) {
-            self.unparsed.push(trim_end(line).to_string());
+            self.unparsed.push(trim_end(line).into());
             return Ok(());
         }
         let Target::Scalar { col, value, lowercase } = p.entries[e].target else {
@@ -302,7 +310,7 @@ impl<'p> PageBuilder<'p> {
         if value == ValueType::Hash {
             self.hash = Some(value::parse_hash(raw).ok_or_else(|| format!("line {line_no}: {raw:?}")));
             if let Some(Ok(h)) = &self.hash {
-                self.cells[col] = Cell::Text(h.clone());
+                self.cells[col] = Cell::Text(h.clone().into());
                 self.entries_valid += 1;
             }
             return Ok(());
@@ -314,7 +322,7 @@ impl<'p> PageBuilder<'p> {
     }
 
     /// Parses `raw` as `value` into column `col`; records an issue when it does not parse.
-    fn set(&mut self, col: usize, value: ValueType, lowercase: bool, raw: &str) -> bool {
+    fn set(&mut self, col: usize, value: ValueType, lowercase: bool, raw: &'t str) -> bool {
         let field = schema::posts_ref().field(col);
         let problem = |me: &mut Self, pr: ValueProblem| {
             me.issue(format!("{}:{}", field.name(), pr.code()));
@@ -322,7 +330,7 @@ impl<'p> PageBuilder<'p> {
         };
         match value {
             ValueType::Text | ValueType::Hash => {
-                let v = clean(raw);
+                let v = clean_cow(raw);
                 let v = if lowercase { lower(v) } else { v };
                 self.cells[col] = Cell::Text(v);
                 true
@@ -361,7 +369,7 @@ impl<'p> PageBuilder<'p> {
         }
     }
 
-    fn list(&mut self, header: &str, items: &[(&str, &str)], lines: &[&str]) {
+    fn list(&mut self, header: &str, items: &[(&'t str, &'t str)], lines: &[&'t str]) {
         let h = decode_entities(trim(header));
         let h = h.strip_suffix(':').unwrap_or(&h);
         let key = fold_key_cow(h);
@@ -383,7 +391,8 @@ impl<'p> PageBuilder<'p> {
         let valid = match &p.entries[e].target {
             Target::Scalar { .. } => unreachable!("filtered above"),
             Target::List { col } => {
-                self.cells[*col] = Cell::List(items.iter().map(|(v, _)| clean(v)).filter(|v| !v.is_empty()).collect());
+                self.cells[*col] =
+                    Cell::List(items.iter().map(|(v, _)| clean_cow(v)).filter(|v| !v.is_empty()).collect());
                 true
             }
             Target::Pairs { fields } => {
@@ -397,7 +406,7 @@ impl<'p> PageBuilder<'p> {
                             let f = &fields[k];
                             valid &= self.set(f.col, f.value, f.lowercase, value);
                         }
-                        Some(_) => self.unparsed.push(trim_end(line).to_string()),
+                        Some(_) => self.unparsed.push(trim_end(line).into()),
                         None => self.extra_value(format!("{key}.{name}"), value, line),
                     }
                 }
@@ -410,7 +419,7 @@ impl<'p> PageBuilder<'p> {
                     match fields.iter().find(|f| f.name == name) {
                         Some(_) if value.is_empty() => {}
                         Some(f) if st[f.col].is_none() => st[f.col] = Some(text_value(f, value)),
-                        Some(_) => self.unparsed.push(trim_end(line).to_string()),
+                        Some(_) => self.unparsed.push(trim_end(line).into()),
                         None => self.extra_value(format!("{key}.{name}"), value, line),
                     }
                 }
@@ -420,8 +429,8 @@ impl<'p> PageBuilder<'p> {
             }
             Target::Objects { col, fields } => {
                 let n = struct_width(*col);
-                let mut objects: Vec<Vec<Option<String>>> = Vec::new();
-                let mut cur: Vec<Option<String>> = vec![None; n];
+                let mut objects: Vec<Vec<Option<Cow<'t, str>>>> = Vec::new();
+                let mut cur: Vec<Option<Cow<'t, str>>> = vec![None; n];
                 // Names given in the current object; an empty value (`• caption:`) is null, but the
                 // name still counts as seen, so its next occurrence starts the next object.
                 let mut named = vec![false; n];
@@ -455,7 +464,7 @@ impl<'p> PageBuilder<'p> {
     }
 
     /// The `name: value` bullets of a list; a bullet without a colon goes to `unparsed_meta`.
-    fn pairs<'a>(&mut self, _key: &str, items: &[(&'a str, &'a str)]) -> Vec<(Cow<'a, str>, &'a str, &'a str)> {
+    fn pairs(&mut self, _key: &str, items: &[(&'t str, &'t str)]) -> Vec<(Cow<'t, str>, &'t str, &'t str)> {
         let mut out = Vec::with_capacity(items.len());
         for &(item, line) in items {
             // The colon is a few bytes in: a plain scan beats a SIMD search's setup there.
@@ -467,20 +476,20 @@ impl<'p> PageBuilder<'p> {
                     };
                     out.push((name, trim(value), line))
                 }
-                _ => self.unparsed.push(trim_end(line).to_string()),
+                _ => self.unparsed.push(trim_end(line).into()),
             }
         }
         out
     }
 
-    fn extra_value(&mut self, key: String, value: &str, line: &str) {
+    fn extra_value(&mut self, key: String, value: &str, line: &'t str) {
         match self.extra.iter_mut().find(|(k, _)| *k == key) {
-            Some(_) => self.unparsed.push(trim_end(line).to_string()),
+            Some(_) => self.unparsed.push(trim_end(line).into()),
             None => self.extra.push((key, vec![clean(value)])),
         }
     }
 
-    fn finish(mut self) -> Result<Record, Reject> {
+    fn finish(mut self) -> Result<Record<'t>, Reject> {
         let hash = match self.hash.take() {
             None => {
                 return Err(Reject {
@@ -509,7 +518,7 @@ impl<'p> PageBuilder<'p> {
             })
             .collect();
         let has_issues = !self.issues.is_empty();
-        self.cells[c.issues] = Cell::List(self.issues);
+        self.cells[c.issues] = Cell::List(self.issues.into_iter().map(Cow::Owned).collect());
         self.cells[c.extra_meta] = Cell::Map(self.extra);
         self.cells[c.unparsed_meta] = Cell::List(self.unparsed);
         Ok(Record { hash, cells: self.cells, entries_valid: self.entries_valid, ids, has_issues })
@@ -527,8 +536,8 @@ fn struct_width(col: usize) -> usize {
     }
 }
 
-fn text_value(f: &PairField, raw: &str) -> String {
-    let v = clean(raw);
+fn text_value<'t>(f: &PairField, raw: &'t str) -> Cow<'t, str> {
+    let v = clean_cow(raw);
     if f.lowercase {
         lower(v)
     } else {
@@ -537,11 +546,11 @@ fn text_value(f: &PairField, raw: &str) -> String {
 }
 
 /// `v` in lower case (as it is when it has no capitals).
-fn lower(v: String) -> String {
+fn lower(v: Cow<'_, str>) -> Cow<'_, str> {
     if v.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
         v
     } else {
-        v.to_lowercase()
+        Cow::Owned(v.to_lowercase())
     }
 }
 

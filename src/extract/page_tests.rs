@@ -25,14 +25,15 @@ fn pipeline() -> &'static Pipeline {
     })
 }
 
-fn ok_bytes(raw: &[u8]) -> Record {
+/// A page's record, owning its text (so tests can pass the page text as a temporary).
+fn ok_bytes(raw: &[u8]) -> Record<'static> {
     match extract(pipeline(), raw, true) {
-        Ok(r) => r,
+        Ok(r) => r.into_owned(),
         Err(e) => panic!("page rejected: {e:?}\n{}", String::from_utf8_lossy(raw)),
     }
 }
 
-fn ok(text: &str) -> Record {
+fn ok(text: &str) -> Record<'static> {
     ok_bytes(text.as_bytes())
 }
 
@@ -49,7 +50,7 @@ fn page(article: &str, meta: &str) -> String {
 }
 
 /// A page whose meta block is `meta` followed by a valid hash line.
-fn with_meta(meta: &str) -> Record {
+fn with_meta(meta: &str) -> Record<'static> {
     ok(&page("Some body.", &format!("{meta}\nhash{HASH}")))
 }
 
@@ -60,7 +61,7 @@ fn col(name: &str) -> usize {
 fn text(r: &Record, name: &str) -> Option<String> {
     match &r.cells[col(name)] {
         Cell::Null => None,
-        Cell::Text(s) => Some(s.clone()),
+        Cell::Text(s) => Some(s.to_string()),
         other => panic!("{name}: not text: {other:?}"),
     }
 }
@@ -85,7 +86,7 @@ fn flag(r: &Record, name: &str) -> Option<bool> {
 fn list(r: &Record, name: &str) -> Vec<String> {
     match &r.cells[col(name)] {
         Cell::Null => Vec::new(),
-        Cell::List(v) => v.clone(),
+        Cell::List(v) => v.iter().map(|s| s.to_string()).collect(),
         other => panic!("{name}: not a list: {other:?}"),
     }
 }
@@ -112,7 +113,7 @@ fn date(y: i32, m: u32, d: u32) -> Option<i64> {
     days_from_civil(y, m, d).map(i64::from)
 }
 
-fn struct_json(children: &Fields, values: &[Option<String>]) -> Value {
+fn struct_json(children: &Fields, values: &[Option<std::borrow::Cow<'_, str>>]) -> Value {
     assert_eq!(children.len(), values.len(), "struct width");
     Value::Object(children.iter().zip(values).map(|(f, v)| (f.name().clone(), json!(v))).collect())
 }
@@ -894,7 +895,7 @@ fn an_empty_scalar_value_is_missing_not_an_issue() {
 
 // ---- values -----------------------------------------------------------------------------------------
 
-fn scores(q: &str, f: &str, d: &str, c: &str) -> Record {
+fn scores(q: &str, f: &str, d: &str, c: &str) -> Record<'static> {
     with_meta(&format!("score\n  • quality: {q}\n  • freshness: {f}\n  • depth: {d}\n  • clarity: {c}"))
 }
 
@@ -1163,4 +1164,21 @@ fn fingerprint_while_extracting_is_the_fingerprint_of_title_and_body() {
         };
         assert_eq!(words, body.split_whitespace().count(), "{article:?}");
     }
+}
+
+#[test]
+fn values_borrow_from_the_page_unless_they_were_decoded() {
+    use std::borrow::Cow;
+    let text = format!(
+        "Plain title\n\nA para.\n\nalphanode post meta\ntopic Fish &amp; chips\nhash{HASH}\nSimilar Posts\n• x\n"
+    );
+    let r = extract(pipeline(), text.as_bytes(), true).expect("imported");
+    assert!(matches!(&r.cells[col("title")], Cell::Text(Cow::Borrowed("Plain title"))), "{:?}", r.cells[col("title")]);
+    assert!(matches!(&r.cells[col("body")], Cell::Text(Cow::Borrowed("A para."))), "one paragraph is borrowed");
+    assert!(matches!(&r.cells[col("topic")], Cell::Text(Cow::Owned(t)) if t == "Fish & chips"), "decoded: owned");
+    // Invalid UTF-8: the record owns its text (it outlives the lossy copy of the page).
+    let mut raw = text.into_bytes();
+    raw[1] = 0xff;
+    let r = extract(pipeline(), &raw, true).expect("imported");
+    assert!(matches!(&r.cells[col("title")], Cell::Text(Cow::Owned(t)) if t == "P\u{fffd}ain title"));
 }
