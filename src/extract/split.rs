@@ -3,7 +3,7 @@
 use std::io::{self, BufRead};
 
 use super::linematch::LinePattern;
-use super::text::{bullet_item, is_blank, trim};
+use super::text::{bullet_item, bullet_prefix, is_ascii_ws, is_blank, trim};
 
 /// Default largest page held in memory (4,000 times a typical page); larger pages are rejected as
 /// `page_too_large`, their raw text cut to this size. It bounds memory: a page is copied a few times
@@ -148,7 +148,7 @@ impl<'a, R: BufRead> PageSplitter<'a, R> {
 /// neither a bullet nor a trailer are decided on their first bytes; the rest are read as text
 /// (one UTF-8 check; lossy only when invalid).
 fn classify(trailer: &LinePattern, line: &[u8]) -> LineKind {
-    let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let ws = |b: &u8| is_ascii_ws(*b);
     let first = line.iter().position(|b| !ws(b));
     match first {
         None => return LineKind::Blank,
@@ -160,13 +160,7 @@ fn classify(trailer: &LinePattern, line: &[u8]) -> LineKind {
             // character other than white space: a bullet whatever else the line holds (Unicode
             // white space, which only chars can tell, cannot be at either end of the item).
             let rest = &line[i..];
-            let after = match rest {
-                [b'-' | b'*', ..] => 1,
-                [0xE2, 0x80, 0xA2, ..] => 3,
-                [0xC2, 0xB7, ..] => 2,
-                _ => 0,
-            };
-            if after > 0 {
+            if let Some(after) = bullet_prefix(rest) {
                 let item = &rest[after..];
                 let start = item.iter().position(|b| !ws(b));
                 let end = item.iter().rposition(|b| !ws(b));

@@ -10,7 +10,7 @@ pub fn is_ws(c: char) -> bool {
 
 /// ASCII white space (what `is_ws` accepts below U+0080).
 #[inline]
-fn is_ascii_ws(b: u8) -> bool {
+pub(crate) fn is_ascii_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 
@@ -117,6 +117,17 @@ pub fn is_blank(s: &str) -> bool {
 
 const BULLETS: [char; 4] = ['•', '-', '*', '·'];
 
+/// The length of the bullet character (of `BULLETS`) that `b` starts with, if it does.
+#[inline]
+pub(crate) fn bullet_prefix(b: &[u8]) -> Option<usize> {
+    match b {
+        [b'-' | b'*', ..] => Some(1),
+        [0xE2, 0x80, 0xA2, ..] => Some(3), // •
+        [0xC2, 0xB7, ..] => Some(2),       // ·
+        _ => None,
+    }
+}
+
 /// The item of a bullet line: optional indentation, a bullet character, one or more spaces, the item.
 pub fn bullet_item(line: &str) -> Option<&str> {
     // Bytes while ASCII; where Unicode white space could be (a non-ASCII byte), chars decide.
@@ -125,13 +136,10 @@ pub fn bullet_item(line: &str) -> Option<&str> {
     while i < b.len() && is_ascii_ws(b[i]) {
         i += 1;
     }
-    let bullet_len = match &b[i..] {
-        [b'-' | b'*', ..] => 1,
-        [0xE2, 0x80, 0xA2, ..] => 3, // •
-        [0xC2, 0xB7, ..] => 2,       // ·
-        [c, ..] if *c < 0x80 => return None,
-        [_, ..] => return bullet_item_chars(line),
-        [] => return None,
+    let bullet_len = match (bullet_prefix(&b[i..]), b.get(i)) {
+        (Some(n), _) => n,
+        (None, Some(c)) if *c >= 0x80 => return bullet_item_chars(line),
+        (None, _) => return None,
     };
     let after = i + bullet_len;
     let mut j = after;
@@ -174,7 +182,7 @@ pub fn match_key(line: &str, key: &str) -> Option<usize> {
     for &kb in k {
         if kb == b' ' {
             let start = pos;
-            while pos < l.len() && matches!(l[pos], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+            while pos < l.len() && is_ascii_ws(l[pos]) {
                 pos += 1;
             }
             if l.get(pos).is_some_and(|b| *b >= 0x80) {
