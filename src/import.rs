@@ -603,9 +603,7 @@ impl<'a> ChunkBuilder<'a> {
         }
         rec.cells[c.source_offset] = Cell::Int(pg.offset as i64);
         rec.cells[c.ingested_at] = Cell::Int(self.run.started);
-        let mut set = [(c.source_file, &self.file), (c.run_id, &self.run_id)];
-        set.sort_unstable_by_key(|(col, _)| *col);
-        self.rows.append_with(&rec.cells, &set);
+        self.rows.append_with(&rec.cells, &[(c.source_file, &self.file), (c.run_id, &self.run_id)]);
         let issues = match std::mem::take(&mut rec.cells[c.issues]) {
             Cell::List(codes) if rec.has_issues => codes.into_iter().map(Cow::into_owned).collect(),
             _ => Vec::new(),

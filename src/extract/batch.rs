@@ -214,7 +214,8 @@ impl ColumnBuilder {
 }
 
 /// Builds one column of type `dt` from its cells.
-pub fn column<'a, I>(dt: &DataType, cells: I) -> Result<ArrayRef, ArrowError>
+#[cfg(test)]
+pub(crate) fn column<'a, I>(dt: &DataType, cells: I) -> Result<ArrayRef, ArrowError>
 where
     I: ExactSizeIterator<Item = &'a Cell<'a>>,
 {
@@ -261,17 +262,12 @@ impl RowsBuilder {
         self.append_with(row, &[]);
     }
 
-    /// Appends a row with the cells of some columns replaced: `set` holds (column, cell) pairs in
-    /// column order (cells the rows share, such as a run id, made once instead of once a row).
+    /// Appends a row with the cells of some columns replaced: `set` holds (column, cell) pairs
+    /// (cells the rows share, such as a run id, made once instead of once a row).
     pub fn append_with(&mut self, row: &[Cell], set: &[(usize, &Cell)]) {
         debug_assert_eq!(row.len(), self.columns.len(), "one cell per field");
-        debug_assert!(set.windows(2).all(|w| w[0].0 < w[1].0), "replacements in column order");
-        let mut set = set.iter().peekable();
         for (i, (b, c)) in self.columns.iter_mut().zip(row).enumerate() {
-            match set.next_if(|(col, _)| *col == i) {
-                Some((_, replaced)) => b.append(replaced),
-                None => b.append(c),
-            }
+            b.append(set.iter().find(|(col, _)| *col == i).map_or(c, |(_, replaced)| *replaced));
         }
         self.rows += 1;
     }
