@@ -154,8 +154,13 @@ impl PackedSet {
         &k.bytes[..usize::from(k.digits).div_ceil(2)]
     }
 
+    /// The table hash of a key: its packed digits, seeded with their count.
+    fn hash_of(digits: u8, packed: &[u8]) -> u64 {
+        xxhash_rust::xxh3::xxh3_64_with_seed(packed, u64::from(digits))
+    }
+
     fn hash(k: &PackedHash) -> u64 {
-        xxhash_rust::xxh3::xxh3_64_with_seed(Self::digits(k), u64::from(k.digits))
+        Self::hash_of(k.digits, Self::digits(k))
     }
 
     /// The key and run of the record at `at`, and where the next record starts.
@@ -182,10 +187,7 @@ impl PackedSet {
     /// `hash` of the record at `at`, read in place.
     fn hash_at(arena: &[u8], at: usize) -> u64 {
         let digits = arena[at];
-        xxhash_rust::xxh3::xxh3_64_with_seed(
-            &arena[at + 1..at + 1 + usize::from(digits).div_ceil(2)],
-            u64::from(digits),
-        )
+        Self::hash_of(digits, &arena[at + 1..at + 1 + usize::from(digits).div_ceil(2)])
     }
 
     fn reserve(&mut self, n: usize) {
