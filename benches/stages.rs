@@ -7,13 +7,14 @@ use std::sync::OnceLock;
 use arrow::record_batch::RecordBatch;
 use divan::counter::BytesCount;
 use divan::Bencher;
+use quarry::contract::Table;
+use quarry::extract::page::extract_raw;
 use quarry::extract::record::Record;
 use quarry::extract::split::{PageSplitter, RawPage, DEFAULT_MAX_PAGE_BYTES};
 use quarry::gen::{generate, GenOptions};
-use quarry::import::{extract_raw, posts_batch};
-use quarry::load::parquet::{hints, properties, TableWriter};
-use quarry::load::schema;
+use quarry::load::parquet::{properties, TableWriter};
 use quarry::pipeline::Pipeline;
+use quarry::transform::derive::posts_batch;
 
 fn main() {
     divan::main();
@@ -81,8 +82,8 @@ fn write(b: Bencher) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("posts.parquet");
     b.counter(bytes()).bench_local(|| {
-        let props = properties(&f.pipeline.output, &hints("posts")).expect("properties");
-        let mut w = TableWriter::create(&path, schema::posts(), props).expect("writer");
+        let props = properties(&f.pipeline.output, Table::Posts).expect("properties");
+        let mut w = TableWriter::create(&path, Table::Posts.schema(), props).expect("writer");
         w.write(&f.batch).expect("write");
         w.close().expect("close").bytes
     });

@@ -8,10 +8,10 @@
 
 use std::sync::OnceLock;
 
+use quarry::extract::page::extract_raw;
 use quarry::extract::record::{Cell, Record, RejectReason};
 use quarry::extract::split::{PageSplitter, RawPage, DEFAULT_MAX_PAGE_BYTES};
 use quarry::extract::text::is_blank;
-use quarry::import::extract_raw;
 use quarry::pipeline::Pipeline;
 
 /// A page limit small enough that fuzz inputs reach it.
@@ -128,7 +128,7 @@ pub fn check(data: &[u8], max_page: usize) -> Vec<RawPage> {
                 );
                 assert_eq!(
                     rec.cells.len(),
-                    quarry::load::schema::posts().fields().len(),
+                    quarry::contract::schema::posts().fields().len(),
                     "page {n}: one cell per posts column"
                 );
                 check_record(&rec, &pg.bytes, n);

@@ -26,8 +26,11 @@ use parquet::arrow::ProjectionMask;
 use polars::prelude::{DataFrame, IntoLazy, PolarsError};
 use polars::sql::SQLContext;
 
-use crate::load::schema;
-use crate::load::warehouse::{Warehouse, POSTS, RUNS};
+use crate::contract::Table;
+use crate::load::warehouse::Warehouse;
+
+const POSTS: &str = "posts";
+const RUNS: &str = "runs";
 use crate::transform::ffi;
 
 /// The tables a query can name.
@@ -475,13 +478,10 @@ impl Reader {
     /// A table as a polars frame: every column (`columns` None) or those named (unknown names are
     /// ignored; `posts` always has `ingest_date`, other tables keep `run_id` when none is named).
     pub fn frame(&self, table: &str, columns: Option<&HashSet<String>>) -> Result<DataFrame> {
-        let contract = match table {
-            "posts" => schema::posts(),
-            "rejects" => schema::rejects(),
-            "duplicates" => schema::duplicates(),
-            "runs" => schema::runs(),
-            other => anyhow::bail!("no table {other:?}; the tables are {}", TABLES.join(", ")),
+        let Some(t) = Table::from_name(table) else {
+            anyhow::bail!("no table {table:?}; the tables are {}", TABLES.join(", "))
         };
+        let contract = t.schema();
         let wanted = |name: &str, all: &[&str]| -> bool {
             match columns {
                 None => true,
@@ -492,7 +492,7 @@ impl Reader {
             }
         };
         let mut df: Option<DataFrame> = None;
-        for (run_id, path) in self.wh.table_files(table)? {
+        for (run_id, path) in self.wh.table_files(t)? {
             if table != RUNS && !self.finished.contains(&run_id) {
                 continue;
             }

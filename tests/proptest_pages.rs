@@ -16,8 +16,8 @@ use quarry::extract::record::{Cell, Record};
 fn list_cell(v: Vec<String>) -> Cell<'static> {
     Cell::List(v.into_iter().map(std::borrow::Cow::Owned).collect())
 }
+use quarry::contract::schema;
 use quarry::extract::split::PageSplitter;
-use quarry::load::schema;
 use quarry::pipeline::Pipeline;
 
 fn pipeline() -> &'static Pipeline {

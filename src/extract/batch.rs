@@ -13,7 +13,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
 use super::record::Cell;
-use crate::load::schema;
+use crate::contract::schema;
 
 /// One column being built a cell at a time, typed by the column's Arrow type.
 enum ColumnBuilder {

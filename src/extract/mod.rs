@@ -1,7 +1,6 @@
 //! Extract: dump bytes → pages → records (or rejects) → Arrow batches.
 
 pub mod batch;
-pub mod linematch;
 pub mod page;
 pub mod read;
 pub mod record;

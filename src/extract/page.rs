@@ -5,15 +5,29 @@ use std::borrow::Cow;
 use arrow::datatypes::DataType;
 
 use super::record::{Cell, Record, Reject, RejectReason};
+use super::split::RawPage;
 use super::text::{
     bullet_item, clean, clean_cow, decode_entities, is_blank, is_paragraph, match_key, scalar_value, trim, trim_end,
 };
 use super::value::{self, ValueProblem};
-use crate::load::schema;
+use crate::contract::schema;
 use crate::pipeline::{fold_key, fold_key_cow, PairField, Pipeline, Target, ValueType};
 
 /// Issue code of a page with bytes that are not UTF-8.
 pub const INVALID_UTF8: &str = "invalid_utf8";
+
+/// Extracts one split page; a page over the size limit (`max_page`) is rejected without being parsed.
+pub fn extract_raw<'a>(p: &Pipeline, pg: &'a RawPage, max_page: usize) -> Result<Record<'a>, Reject> {
+    if let Some(len) = pg.oversize {
+        return Err(Reject {
+            reason: RejectReason::PageTooLarge,
+            detail: format!(
+                "the page is {len} bytes; quarry holds at most {max_page} bytes of one page (raw keeps the first {max_page})"
+            ),
+        });
+    }
+    extract(p, &pg.bytes, pg.complete)
+}
 
 /// Extracts one page. `complete` is false for a page that reached the end of its file without a trailer.
 /// The record's text borrows from `raw` where nothing had to be decoded (see `Cell`).

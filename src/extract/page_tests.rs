@@ -8,9 +8,9 @@ use arrow::datatypes::{DataType, Fields};
 use serde_json::{json, Map, Value};
 
 use super::{extract, INVALID_UTF8};
+use crate::contract::schema::posts;
 use crate::extract::record::{Cell, Record, Reject, RejectReason};
 use crate::extract::value::{civil_from_days, days_from_civil};
-use crate::load::schema::posts;
 use crate::pipeline::Pipeline;
 
 const SEED_PAGE: &[u8] = include_bytes!("../../samples/seed-page.txt");

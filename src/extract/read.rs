@@ -36,6 +36,14 @@ impl InputFile {
             InputFile::Stdin => "-",
         }
     }
+
+    /// The size on disk (0 for standard input: unknown).
+    pub fn size(&self) -> u64 {
+        match self {
+            InputFile::Path { size, .. } => *size,
+            InputFile::Stdin => 0,
+        }
+    }
 }
 
 /// An input that cannot be used: which path and why.

@@ -2,8 +2,8 @@
 
 use std::io::{self, BufRead};
 
-use super::linematch::LinePattern;
 use super::text::{bullet_item, bullet_prefix, is_ascii_ws, is_blank, trim};
+use crate::pipeline::linematch::LinePattern;
 
 /// Default largest page held in memory (4,000 times a typical page); larger pages are rejected as
 /// `page_too_large`, their raw text cut to this size. It bounds memory: a page is copied a few times

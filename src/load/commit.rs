@@ -14,14 +14,17 @@ use std::path::{Path, PathBuf};
 
 use arrow::record_batch::RecordBatch;
 
-use super::parquet::{hints, properties, TableWriter, WriteError};
-use super::schema;
-use super::warehouse::{io_err, Warehouse, WarehouseError, DATA_TABLES, DELETE_MARKER, REJECTS, RUNS};
+use super::hash_list;
+use super::parquet::{properties, TableWriter, WriteError};
+use super::warehouse::{io_err, Warehouse, WarehouseError, DELETE_MARKER};
+use crate::contract::Table;
 use crate::pipeline::OutputConfig;
-use crate::transform::dedupe::{write_hash_list, PackedHash};
+use crate::transform::dedupe::PackedHash;
 
 /// Environment variable of the test-only switch that holds a run at a named point of its commit
-/// (`staged`, `posts`, `rejects`, `duplicates`, `lists`, `replacements`, `committed`) until it is killed.
+/// (`staged`, `posts`, `rejects`, `duplicates`, `lists`, `replacements`, `committed`) until it is
+/// killed. Debug builds only (the tests' builds): a release binary has no such switch.
+#[cfg(debug_assertions)]
 pub const TEST_HOLD_ENV: &str = "QUARRY_TEST_HOLD";
 
 /// Another run holds the warehouse.
@@ -95,14 +98,17 @@ fn sync_dir(dir: &Path) -> Result<(), WarehouseError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir, "cannot sync folder"))
 }
 
-/// Stops here when the test-only switch names this point.
+/// Stops here when the test-only switch names this point (debug builds only).
 fn hold(point: &str) {
+    #[cfg(debug_assertions)]
     if std::env::var(TEST_HOLD_ENV).is_ok_and(|v| v == point) {
         eprintln!("quarry: test hold at {point}");
         loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         }
     }
+    #[cfg(not(debug_assertions))]
+    let _ = point;
 }
 
 impl RunCommit {
@@ -114,16 +120,9 @@ impl RunCommit {
     }
 
     /// A writer for a table's file of this run, under its staging name.
-    pub fn writer(&self, table: &str, out: &OutputConfig) -> Result<TableWriter, CommitError> {
-        let schema = match table {
-            "posts" => schema::posts(),
-            "rejects" => schema::rejects(),
-            "duplicates" => schema::duplicates(),
-            _ => schema::runs(),
-        };
-        let hints = hints(table);
-        let props = properties(out, &hints).map_err(|source| WriteError { path: self.staging.clone(), source })?;
-        Ok(TableWriter::create(&self.staging.join(format!("{table}.parquet")), schema, props)?)
+    pub fn writer(&self, table: Table, out: &OutputConfig) -> Result<TableWriter, CommitError> {
+        let props = properties(out, table).map_err(|source| WriteError { path: self.staging.clone(), source })?;
+        Ok(TableWriter::create(&self.staging.join(format!("{table}.parquet")), table.schema(), props)?)
     }
 
     /// A writer for the new version of an earlier run's rejects file (a replay), staged as
@@ -131,7 +130,7 @@ impl RunCommit {
     pub fn replacement_writer(&self, old_run_id: &str, out: &OutputConfig) -> Result<TableWriter, CommitError> {
         let part = RunCommit { staging: self.replacement_dir(old_run_id), ..self.clone_parts() };
         fs::create_dir_all(&part.staging).map_err(io_err(&part.staging, "cannot create the staging folder"))?;
-        part.writer(REJECTS, out)
+        part.writer(Table::Rejects, out)
     }
 
     /// Drops a staged new version that turned out not to be needed (the replay took no row of it).
@@ -170,7 +169,7 @@ impl RunCommit {
         replaced: &[(String, u64)],
     ) -> Result<(), CommitError> {
         hold("staged");
-        for (table, rows) in DATA_TABLES.iter().zip(rows) {
+        for (table, rows) in Table::DATA.into_iter().zip(rows) {
             let from = self.staging.join(format!("{table}.parquet"));
             if rows == 0 {
                 // A table the run adds no rows to gets no file: a rerun adds its runs row and nothing else.
@@ -182,7 +181,7 @@ impl RunCommit {
                 fs::rename(&from, &to).map_err(io_err(&to, "cannot move the staged file into its table"))?;
                 sync_dir(dir)?;
             }
-            hold(table);
+            hold(table.name());
         }
         let list = self.staging.join("files.tsv");
         let text: String = files.iter().map(|(d, n)| format!("{d}\t{n}\n")).collect();
@@ -194,7 +193,7 @@ impl RunCommit {
             let staged = self.staging.join("hashes.bin");
             File::create(&staged)
                 .and_then(|f| {
-                    write_hash_list(std::io::BufWriter::with_capacity(1 << 16, &f), hashes)?;
+                    hash_list::write(std::io::BufWriter::with_capacity(1 << 16, &f), hashes)?;
                     f.sync_all()
                 })
                 .map_err(io_err(&staged, "cannot write the hash list"))?;
@@ -205,7 +204,7 @@ impl RunCommit {
         }
         hold("lists");
 
-        let mut w = self.writer(RUNS, out)?;
+        let mut w = self.writer(Table::Runs, out)?;
         w.write(runs_row)?;
         w.close()?;
 
@@ -216,7 +215,7 @@ impl RunCommit {
             for (old, kept) in replaced {
                 if *kept == 0 {
                     let part = self.replacement_dir(old);
-                    let staged = part.join(format!("{REJECTS}.parquet"));
+                    let staged = part.join(format!("{}.parquet", Table::Rejects));
                     fs::remove_file(&staged).map_err(io_err(&staged, "cannot remove an empty staged file"))?;
                     let marker = part.join(DELETE_MARKER);
                     File::create(&marker)
@@ -234,10 +233,10 @@ impl RunCommit {
         }
         hold("replacements");
 
-        let to = self.wh.table(RUNS).join(format!("{}.parquet", self.run_id));
-        fs::rename(self.staging.join(format!("{RUNS}.parquet")), &to)
+        let to = self.wh.table(Table::Runs).join(format!("{}.parquet", self.run_id));
+        fs::rename(self.staging.join(format!("{}.parquet", Table::Runs)), &to)
             .map_err(io_err(&to, "cannot write the runs row"))?;
-        sync_dir(&self.wh.table(RUNS))?;
+        sync_dir(&self.wh.table(Table::Runs))?;
         hold("committed");
         if !replaced.is_empty() {
             self.wh.apply_replacements(&self.run_id)?;

@@ -11,50 +11,15 @@ use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
+use crate::contract::{Table, WriteHints};
 use crate::pipeline::OutputConfig;
 
 /// False-positive rate of the `hash` bloom filter.
 pub const HASH_BLOOM_FPP: f64 = 0.01;
 
-/// How a table's columns are encoded beyond the defaults (dictionary, page statistics).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ColumnHints<'a> {
-    /// A bloom filter (point lookups).
-    pub bloom: &'a [&'a str],
-    /// Nearly one value per row (hashes, titles, offsets): plain encoding, statistics kept. A
-    /// dictionary of them would be as large as the values, and building it costs time.
-    pub unique: &'a [&'a str],
-    /// Long text or bytes nobody filters on (raw pages, bodies): plain, no statistics. A
-    /// dictionary or min/max of them would hold another copy of long values while the file is written.
-    pub opaque: &'a [&'a str],
-}
-
-/// The encoding hints of a warehouse table (`posts`, `rejects`, `duplicates`, `runs`).
-pub fn hints(table: &str) -> ColumnHints<'static> {
-    match table {
-        "posts" => ColumnHints {
-            bloom: &["hash"],
-            unique: &[
-                "hash",
-                "title",
-                "reference",
-                "source_id",
-                "seed",
-                "view_count",
-                "content_fingerprint",
-                "source_offset",
-            ],
-            opaque: &["body", "summary", "ai_brief"],
-        },
-        "rejects" => ColumnHints { opaque: &["raw"], ..Default::default() },
-        "duplicates" => ColumnHints { bloom: &["hash"], ..Default::default() },
-        _ => ColumnHints::default(),
-    }
-}
-
-/// Writer properties for a table: zstd, page statistics, and the encodings `hints` asks for.
-pub fn properties(out: &OutputConfig, hints: &ColumnHints) -> Result<WriterProperties, ParquetError> {
-    let ColumnHints { bloom, unique, opaque } = *hints;
+/// Writer properties for a table: zstd, page statistics, and the encodings its hints ask for.
+pub fn properties(out: &OutputConfig, table: Table) -> Result<WriterProperties, ParquetError> {
+    let WriteHints { bloom, unique, opaque } = table.hints();
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(out.zstd_level)?))
         .set_statistics_enabled(EnabledStatistics::Page)

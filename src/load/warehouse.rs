@@ -25,15 +25,9 @@ use arrow::array::{Array, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
-use crate::transform::dedupe::{decode_hash_list, HashIndex};
-
-/// Table folder names.
-pub const POSTS: &str = "posts";
-pub const REJECTS: &str = "rejects";
-pub const DUPLICATES: &str = "duplicates";
-pub const RUNS: &str = "runs";
-/// The data tables a run writes before its `runs` row.
-pub const DATA_TABLES: [&str; 3] = [POSTS, REJECTS, DUPLICATES];
+use super::hash_list;
+use crate::contract::Table;
+use crate::transform::dedupe::HashIndex;
 /// Marker of a replaced rejects file that a replay left empty: the file is removed, not replaced.
 pub const DELETE_MARKER: &str = "delete";
 
@@ -73,9 +67,8 @@ impl Warehouse {
     /// Opens (creating if needed) a warehouse directory and checks it can be written.
     pub fn create(root: &Path) -> Result<Warehouse, WarehouseError> {
         let wh = Warehouse { root: root.to_path_buf() };
-        for dir in
-            [wh.internal(), wh.table(POSTS), wh.table(REJECTS), wh.table(DUPLICATES), wh.table(RUNS), wh.files_dir()]
-        {
+        let tables = Table::ALL.map(|t| wh.table(t));
+        for dir in tables.iter().cloned().chain([wh.internal(), wh.files_dir()]) {
             fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create the warehouse folder"))?;
         }
         let probe = wh.internal().join(".write-probe");
@@ -86,7 +79,7 @@ impl Warehouse {
 
     /// Opens an existing warehouse for reading.
     pub fn open(root: &Path) -> Result<Warehouse, WarehouseError> {
-        let runs = root.join(RUNS);
+        let runs = root.join(Table::Runs.name());
         fs::metadata(&runs).map_err(io_err(&runs, "not a quarry warehouse (no runs folder)"))?;
         Ok(Warehouse { root: root.to_path_buf() })
     }
@@ -97,8 +90,8 @@ impl Warehouse {
     }
 
     /// A table's folder.
-    pub fn table(&self, name: &str) -> PathBuf {
-        self.root.join(name)
+    pub fn table(&self, table: Table) -> PathBuf {
+        self.root.join(table.name())
     }
 
     /// quarry's own folder (lock, staging, digests).
@@ -145,11 +138,11 @@ impl Warehouse {
             parts.push(e.map_err(io_err(&pending, "cannot list replaced rejects files"))?.path());
         }
         parts.sort();
-        let table = self.table(REJECTS);
+        let table = self.table(Table::Rejects);
         for part in parts {
             let Some(old) = part.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
             let target = table.join(format!("{old}.parquet"));
-            let new = part.join(format!("{REJECTS}.parquet"));
+            let new = part.join(format!("{}.parquet", Table::Rejects));
             if new.exists() {
                 fs::rename(&new, &target).map_err(io_err(&target, "cannot swap in a replayed rejects file"))?;
                 done.push(target);
@@ -172,9 +165,9 @@ impl Warehouse {
     }
 
     /// Final path of a run's file in a table.
-    pub fn table_file(&self, table: &str, run_id: &str, ingest_date: &str) -> PathBuf {
-        let dir = if table == POSTS {
-            self.table(POSTS).join(format!("ingest_date={ingest_date}"))
+    pub fn table_file(&self, table: Table, run_id: &str, ingest_date: &str) -> PathBuf {
+        let dir = if table == Table::Posts {
+            self.table(Table::Posts).join(format!("ingest_date={ingest_date}"))
         } else {
             self.table(table)
         };
@@ -183,7 +176,7 @@ impl Warehouse {
 
     /// Run ids of finished runs (those with a `runs` row), in order.
     pub fn finished_runs(&self) -> Result<BTreeSet<String>, WarehouseError> {
-        let dir = self.table(RUNS);
+        let dir = self.table(Table::Runs);
         let mut out = BTreeSet::new();
         for e in fs::read_dir(&dir).map_err(io_err(&dir, "cannot list runs"))? {
             let e = e.map_err(io_err(&dir, "cannot list runs"))?;
@@ -195,7 +188,7 @@ impl Warehouse {
     }
 
     /// Every Parquet file of a table with the run id it belongs to (from its name).
-    pub fn table_files(&self, table: &str) -> Result<Vec<(String, PathBuf)>, WarehouseError> {
+    pub fn table_files(&self, table: Table) -> Result<Vec<(String, PathBuf)>, WarehouseError> {
         let mut out = Vec::new();
         let dir = self.table(table);
         let mut stack = vec![dir];
@@ -242,7 +235,7 @@ impl Warehouse {
                 }
             }
         }
-        for table in DATA_TABLES {
+        for table in Table::DATA {
             for (id, path) in self.table_files(table)? {
                 if !finished.contains(&id) {
                     fs::remove_file(&path).map_err(io_err(&path, "cannot remove a crashed run's file"))?;
@@ -301,7 +294,7 @@ impl Warehouse {
     /// the hash column of its posts file.
     pub fn load_hashes(&self, finished: &BTreeSet<String>, index: &mut HashIndex) -> Result<(), WarehouseError> {
         let mut lists = Vec::new();
-        for (id, path) in self.table_files(POSTS)? {
+        for (id, path) in self.table_files(Table::Posts)? {
             if !finished.contains(&id) {
                 continue;
             }
@@ -316,7 +309,7 @@ impl Warehouse {
             let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
             let list = self.hash_list(&id);
             match fs::read(&list) {
-                Ok(data) => match decode_hash_list(&data) {
+                Ok(data) => match hash_list::decode(&data) {
                     Some(hashes) if hashes.len() == rows => {
                         lists.push((run, hashes));
                         continue;

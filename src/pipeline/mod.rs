@@ -1,6 +1,7 @@
 //! Pipeline files: `PipelineConfig` (serde data) → `build()` → `Pipeline` (validated, regexes compiled).
 
 pub mod config;
+pub mod linematch;
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -13,8 +14,8 @@ use toml::Spanned;
 
 pub use config::{EntryKind, OutputConfig, PipelineConfig, ValueType};
 
-use crate::extract::linematch::LinePattern;
-use crate::load::schema;
+use crate::contract::schema;
+use linematch::LinePattern;
 
 /// A pipeline file that cannot be used; the message names file, line, key and what was expected.
 #[derive(Debug, thiserror::Error)]
@@ -213,7 +214,17 @@ fn type_name(dt: &DataType) -> String {
     }
 }
 
+/// The alphanode pipeline file, compiled into the binary: what runs without `--pipeline`.
+pub const BUILTIN_TOML: &str = include_str!("../../pipelines/alphanode.toml");
+/// How the built-in pipeline is named in messages and in the `runs` table.
+pub const BUILTIN_SOURCE: &str = "pipelines/alphanode.toml (built in)";
+
 impl Pipeline {
+    /// The built-in alphanode pipeline.
+    pub fn builtin() -> Result<Pipeline, ConfigError> {
+        Self::from_toml(Path::new(BUILTIN_SOURCE), BUILTIN_TOML)
+    }
+
     /// Reads, parses and validates a pipeline file.
     pub fn load(path: &Path) -> Result<Pipeline, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {

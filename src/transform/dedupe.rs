@@ -11,14 +11,9 @@ pub struct PackedHash {
     digits: u8,
 }
 
-/// Bytes of one packed hash in a hash list file.
-const RECORD: usize = 33;
-/// First bytes of a hash list file.
-const MAGIC: &[u8; 8] = b"QRYHASH1";
-
 impl PackedHash {
     /// Packs lower-case hex of 1 to 64 digits; anything else is kept as text instead.
-    fn new(hash: &str) -> Option<PackedHash> {
+    pub fn new(hash: &str) -> Option<PackedHash> {
         let h = hash.as_bytes();
         if h.is_empty() || h.len() > 64 {
             return None;
@@ -35,64 +30,22 @@ impl PackedHash {
         Some(PackedHash { digits: h.len() as u8, bytes })
     }
 
-    fn record(&self) -> [u8; RECORD] {
-        let mut r = [0u8; RECORD];
-        r[..32].copy_from_slice(&self.bytes);
-        r[32] = self.digits;
-        r
+    /// The packed digits (two to a byte, high nibble first, zero past the last digit) and their count.
+    pub fn parts(&self) -> (&[u8; 32], u8) {
+        (&self.bytes, self.digits)
     }
 
-    fn from_record(r: &[u8]) -> Option<PackedHash> {
-        let digits = r[32];
+    /// A hash from `parts`, or `None` when no hash packs to them (a count outside 1–64, or a digit
+    /// set past the count): one hash, one representation.
+    pub fn from_parts(bytes: [u8; 32], digits: u8) -> Option<PackedHash> {
         if !(1..=64).contains(&digits) {
             return None;
         }
-        let mut bytes = [0u8; 32];
-        bytes.copy_from_slice(&r[..32]);
-        // Digits past the length must be zero, as `new` leaves them: one hash, one record.
         let used = usize::from(digits).div_ceil(2);
         let tail_clear =
             bytes[used..].iter().all(|&b| b == 0) && (digits.is_multiple_of(2) || bytes[used - 1] & 0x0f == 0);
         tail_clear.then_some(PackedHash { bytes, digits })
     }
-}
-
-/// A run's hash list file: the magic, the count (u64 LE), the sorted records, and an xxh3-64 of
-/// the records (u64 LE).
-pub fn write_hash_list<W: std::io::Write>(mut w: W, hashes: &[PackedHash]) -> std::io::Result<()> {
-    w.write_all(MAGIC)?;
-    w.write_all(&(hashes.len() as u64).to_le_bytes())?;
-    let mut sum = xxhash_rust::xxh3::Xxh3::new();
-    for h in hashes {
-        let r = h.record();
-        sum.update(&r);
-        w.write_all(&r)?;
-    }
-    w.write_all(&sum.digest().to_le_bytes())?;
-    w.flush()
-}
-
-/// A hash list file's bytes (`write_hash_list` into memory).
-pub fn encode_hash_list(hashes: &[PackedHash]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + 8 + hashes.len() * RECORD + 8);
-    write_hash_list(&mut out, hashes).expect("writing to memory");
-    out
-}
-
-/// The sorted hashes of a hash list file, or `None` when it is not one (wrong magic, length,
-/// checksum, order or record).
-pub fn decode_hash_list(data: &[u8]) -> Option<Vec<PackedHash>> {
-    let body = data.get(16..data.len().checked_sub(8)?)?;
-    let count = u64::from_le_bytes(data.get(8..16)?.try_into().ok()?);
-    if &data[..8] != MAGIC || body.len() as u64 != count.checked_mul(RECORD as u64)? {
-        return None;
-    }
-    let sum = u64::from_le_bytes(data[data.len() - 8..].try_into().ok()?);
-    if xxhash_rust::xxh3::xxh3_64(body) != sum {
-        return None;
-    }
-    let hashes: Vec<PackedHash> = body.chunks_exact(RECORD).map(PackedHash::from_record).collect::<Option<_>>()?;
-    hashes.windows(2).all(|w| w[0] < w[1]).then_some(hashes)
 }
 
 /// xxh3 over a key's bytes: much cheaper than SipHash, and keys come from our own files.
@@ -444,33 +397,6 @@ mod tests {
         let mut v: Vec<PackedHash> = hashes.iter().map(|h| PackedHash::new(h).unwrap()).collect();
         v.sort_unstable();
         v
-    }
-
-    #[test]
-    fn hash_lists_round_trip_and_reject_damage() {
-        let hashes = packed(&["113b8413583934d18f4af6bc", "abc", "abc0", &"f".repeat(64), "0"]);
-        let data = encode_hash_list(&hashes);
-        assert_eq!(decode_hash_list(&data), Some(hashes.clone()));
-        assert_eq!(decode_hash_list(&encode_hash_list(&[])), Some(vec![]));
-        for cut in [0, 7, 16, data.len() - 1] {
-            assert_eq!(decode_hash_list(&data[..cut]), None, "cut at {cut}");
-        }
-        let mut flipped = data.clone();
-        flipped[20] ^= 1;
-        assert_eq!(decode_hash_list(&flipped), None, "checksum");
-        // Records that no hash packs to, under a valid checksum: rejected, not a panic.
-        for digits in [0u8, 65, 200] {
-            let mut rec = [0u8; RECORD];
-            rec[32] = digits;
-            let mut forged = MAGIC.to_vec();
-            forged.extend_from_slice(&1u64.to_le_bytes());
-            forged.extend_from_slice(&rec);
-            forged.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&rec).to_le_bytes());
-            assert_eq!(decode_hash_list(&forged), None, "{digits} digits");
-        }
-        let mut unsorted = hashes.clone();
-        unsorted.swap(0, 1);
-        assert_eq!(decode_hash_list(&encode_hash_list(&unsorted)), None, "order");
     }
 
     #[test]

@@ -8,6 +8,9 @@ use arrow::record_batch::RecordBatch;
 use polars::prelude::*;
 
 use super::ffi::{to_arrow, to_frame, BoundaryError};
+use crate::contract::schema;
+use crate::extract::batch;
+use crate::extract::record::{Cell, Record};
 use crate::pipeline::Pipeline;
 
 /// Per-row inputs that are not posts columns.
@@ -81,6 +84,17 @@ pub fn derive(p: &Pipeline, batch: &RecordBatch, inputs: &DeriveInputs) -> Resul
         columns[*norm_col] = take(&format!("norm{k}"))?;
     }
     Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
+/// Records → a posts batch with its derived columns (the stage benchmark's transform; an import
+/// builds its batches a row at a time instead).
+pub fn posts_batch(p: &Pipeline, records: Vec<Record>) -> Result<RecordBatch, BoundaryError> {
+    let entries_valid: Vec<u32> = records.iter().map(|r| r.entries_valid).collect();
+    let ids: Vec<Vec<Option<i64>>> = records.iter().map(|r| r.ids.clone()).collect();
+    let rows: Vec<Vec<Cell>> = records.into_iter().map(|r| r.cells).collect();
+    let b = batch::batch(schema::posts_ref(), &rows)?;
+    drop(rows);
+    derive(p, &b, &DeriveInputs { entries_valid: &entries_valid, ids: &ids })
 }
 
 /// Casts a polars result to the column type of the warehouse schema (an all-null result may come back as Null).

@@ -68,9 +68,9 @@ pub fn to_frame(columns: &[(&str, &ArrayRef)]) -> Result<DataFrame, BoundaryErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::schema;
     use crate::extract::batch::column;
     use crate::extract::record::Cell;
-    use crate::load::schema;
     use arrow::array::{Array, Int32Array, PrimitiveArray};
     use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! The warehouse contract (`shared/spec/warehouse.md`) as Arrow schemas.
+//! The Arrow schemas of the warehouse tables (`shared/spec/warehouse.md`).
 //! Analysts depend on these names and types: change them only with a migration note.
 
 use std::sync::{Arc, OnceLock};

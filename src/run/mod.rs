@@ -1,0 +1,100 @@
+//! A run: one import or rejects replay into a warehouse, from its lock to its commit.
+//!
+//! Every run has the same skeleton (`Run`): the session locks the warehouse, cleans up after a crashed
+//! run and loads the earlier runs' hashes (`session`); a source — dump files (`import`) or stored
+//! rejects (`replay`) — is cut into chunks of pages (`chunk`) that the extractor runs in parallel and
+//! hands back in order (`extraction`); the router sends each page to posts, duplicates or rejects
+//! (`router`), the posts writer derives metrics and writes Parquet on a thread of its own (`writer`);
+//! the epilogue closes the files, builds the `runs` row (`summary`) and commits.
+
+mod chunk;
+mod extraction;
+mod import;
+pub mod progress;
+mod replay;
+mod router;
+mod session;
+pub mod summary;
+mod writer;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+pub use extraction::effective_threads;
+pub use import::import;
+pub use replay::{replay, REPLAY_INPUT};
+pub use summary::RunSummary;
+
+use extraction::Extractor;
+use progress::Progress;
+use router::{Routed, Router};
+use session::{now_micros, Session};
+
+use crate::error::Result;
+use crate::extract::split::DEFAULT_MAX_PAGE_BYTES;
+use crate::pipeline::Pipeline;
+
+/// Settings of a run (import or replay).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The warehouse folder (created if missing).
+    pub warehouse: PathBuf,
+    /// Threads the run works on (0 = one per core; 1 runs everything on the calling thread).
+    pub threads: usize,
+    /// Wait for another run's lock instead of failing.
+    pub wait: bool,
+    /// Largest page held in memory; larger pages are rejected as `page_too_large`.
+    pub max_page_bytes: usize,
+}
+
+impl RunOptions {
+    /// Options with defaults for everything but the warehouse.
+    pub fn new(warehouse: impl Into<PathBuf>) -> Self {
+        RunOptions { warehouse: warehouse.into(), threads: 0, wait: false, max_page_bytes: DEFAULT_MAX_PAGE_BYTES }
+    }
+}
+
+/// A run in progress: what every command's loop works with.
+pub(crate) struct Run<'p> {
+    p: &'p Pipeline,
+    opts: RunOptions,
+    session: Session,
+    router: Router<'p>,
+    extractor: Extractor<'p>,
+    /// When the command started (for the summary's seconds).
+    clock: Instant,
+}
+
+impl<'p> Run<'p> {
+    /// Starts a run: the session, the router with its table writers, the extractor's workers.
+    fn begin(p: &'p Pipeline, opts: &RunOptions, clock: Instant) -> Result<Run<'p>> {
+        let mut session = Session::begin(&opts.warehouse, opts.wait)?;
+        let threads = effective_threads(opts.threads);
+        let router = Router::new(p, &mut session, threads > 1)?;
+        let extractor = Extractor::new(p, router.run_columns().clone(), opts.max_page_bytes, threads)?;
+        Ok(Run { p, opts: opts.clone(), session, router, extractor, clock })
+    }
+
+    /// The epilogue of every run: writes what is buffered, closes the files, writes the `runs` row
+    /// and commits. `inputs` go into the `runs` row, `files` (digest, name) are the files read,
+    /// `replaced` (old run id, rows kept) the rejects files a replay rewrote.
+    fn finish(
+        self,
+        inputs: &[String],
+        files: &[(String, String)],
+        replaced: &[(String, u64)],
+        progress: &Progress,
+    ) -> Result<RunSummary> {
+        let Run { p, session, router, extractor, clock, .. } = self;
+        drop(extractor);
+        let Routed { mut summary, rows, hashes } = router.finish()?;
+        progress.finish();
+        summary.seconds = clock.elapsed().as_secs_f64();
+        let pipeline = format!("{} ({})", p.name, p.source.display());
+        let row = summary::runs_row(&summary, &pipeline, inputs, session.started, now_micros())?;
+        let Session { commit, lock, .. } = session;
+        commit.commit(rows, files, hashes.as_deref(), &row, &p.output, replaced)?;
+        drop(lock);
+        Ok(summary)
+    }
+}

@@ -1,0 +1,82 @@
+//! What every run starts with: the warehouse locked and cleaned up after a crashed run, the hash of
+//! every post of the finished runs, its run id and its staging folder.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::Result;
+use crate::extract::value::civil_from_days;
+use crate::load::commit::{RunCommit, RunLock};
+use crate::load::warehouse::{Cleanup, Warehouse};
+use crate::transform::dedupe::HashIndex;
+
+/// A run's hold on its warehouse, from the lock to the commit.
+pub(crate) struct Session {
+    pub wh: Warehouse,
+    /// Held until the session is dropped (after the commit).
+    pub lock: RunLock,
+    /// Run ids of the finished runs (those with a `runs` row).
+    pub finished: BTreeSet<String>,
+    /// What the clean-up removed or completed.
+    pub cleaned: Cleanup,
+    /// Every hash of the finished runs.
+    pub index: HashIndex,
+    /// The run's start, µs since the Unix epoch.
+    pub started: i64,
+    pub run_id: String,
+    pub commit: RunCommit,
+}
+
+impl Session {
+    /// Locks the warehouse (creating it if needed), cleans up after a crashed run, loads the hashes
+    /// of the finished runs and picks the run id.
+    pub fn begin(warehouse: &Path, wait: bool) -> Result<Session> {
+        let wh = Warehouse::create(warehouse)?;
+        let lock = RunLock::acquire(&wh, wait)?;
+        let finished = wh.finished_runs()?;
+        let cleaned = wh.cleanup(&finished)?;
+        let mut index = HashIndex::new();
+        wh.load_hashes(&finished, &mut index)?;
+        let started = now_micros();
+        let mut run_id = run_id_of(started);
+        while finished.contains(&run_id) {
+            run_id.push('x');
+        }
+        let commit = RunCommit::begin(&wh, &run_id, &date_of(started))?;
+        Ok(Session { wh, lock, finished, cleaned, index, started, run_id, commit })
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_micros() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+/// The run id of a run started at `micros`: its UTC time, which sorts in run order.
+fn run_id_of(micros: i64) -> String {
+    let days = micros.div_euclid(86_400_000_000);
+    let (y, m, d) = civil_from_days(days);
+    let rem = micros.rem_euclid(86_400_000_000);
+    let (h, mi, s, us) = (rem / 3_600_000_000, rem / 60_000_000 % 60, rem / 1_000_000 % 60, rem % 1_000_000);
+    format!("{y:04}{m:02}{d:02}T{h:02}{mi:02}{s:02}.{us:06}Z")
+}
+
+/// The `ingest_date` of a run started at `micros` (UTC).
+fn date_of(micros: i64) -> String {
+    let (y, m, d) = civil_from_days(micros.div_euclid(86_400_000_000));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_sort_in_time_order_and_dates_are_utc() {
+        let a = run_id_of(1_764_165_785_123_456);
+        assert_eq!(a, "20251126T140305.123456Z");
+        assert!(run_id_of(1_764_165_785_123_457) > a);
+        assert_eq!(date_of(1_764_165_785_123_456), "2025-11-26");
+    }
+}
