@@ -1,30 +1,39 @@
-//! The fuzz target's oracle (`fuzz/check.rs`) over the samples and over every input the fuzzer
-//! found a problem with: each finding is kept here as bytes, so it stays fixed without fuzzing.
+//! The fuzz target's oracle (`fuzz/check.rs`) over the samples and over every input kept in
+//! `fuzz/regressions/`: each fuzz finding and each hand-made edge input is a file of raw bytes
+//! there, so it stays fixed without fuzzing (and `fuzz/run.sh` seeds the fuzzer from them).
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[path = "../fuzz/check.rs"]
 mod check;
 
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
 fn decompressed(path: &Path) -> Vec<u8> {
-    let raw = std::fs::read(path).unwrap();
+    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let name = path.to_string_lossy();
     let mut out = Vec::new();
     if name.ends_with(".gz") {
-        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out).unwrap();
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .unwrap_or_else(|e| panic!("gunzipping {}: {e}", path.display()));
     } else if name.ends_with(".zst") {
-        out = zstd::decode_all(&raw[..]).unwrap();
+        out = zstd::decode_all(&raw[..]).unwrap_or_else(|e| panic!("unzstding {}: {e}", path.display()));
     } else {
         out = raw;
     }
     out
 }
 
-fn files_below(dir: &Path) -> Vec<std::path::PathBuf> {
+/// Every file below `dir`, sorted; a folder that is missing or cannot be listed fails the test.
+fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()));
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
+    for e in entries {
+        let p = e.unwrap_or_else(|e| panic!("listing {}: {e}", dir.display())).path();
         if p.is_dir() {
             out.extend(files_below(&p));
         } else {
@@ -35,56 +44,61 @@ fn files_below(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// Runs the oracle over each file; panics naming every file it failed on and why.
+fn check_files(files: &[PathBuf], read: fn(&Path) -> Vec<u8>) {
+    let mut failed = Vec::new();
+    for f in files {
+        let data = read(f);
+        if let Err(e) = std::panic::catch_unwind(|| check::check_all(&data)) {
+            let why = e.downcast_ref::<String>().map(String::as_str).or_else(|| e.downcast_ref::<&str>().copied());
+            failed.push(format!("{}: {}", f.display(), why.unwrap_or("(a panic without a message)")));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "the fuzz oracle failed on {} of {} files:\n{}",
+        failed.len(),
+        files.len(),
+        failed.join("\n")
+    );
+}
+
+fn read_raw(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
 #[test]
 fn samples_pass_the_fuzz_oracle() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let files: Vec<_> = files_below(&root.join("samples"))
+    let files: Vec<_> = files_below(&root().join("samples"))
         .into_iter()
         .filter(|p| quarry::extract::read::is_dump_name(&p.to_string_lossy()))
         .collect();
-    assert!(files.len() >= 3, "{files:?}");
-    for f in files {
-        check::check_all(&decompressed(&f));
-    }
+    assert!(files.len() >= 3, "expected at least 3 dumps in samples/, found {files:?}");
+    check_files(&files, decompressed);
 }
 
-/// Kept findings; `QUARRY_FUZZ_DIR=fuzz/corpus/extract` also replays a whole corpus without
-/// instrumentation (to triage a new oracle rule quickly).
+/// Kept inputs, as raw bytes (never decompressed: the fuzz target reads them as they are);
+/// `QUARRY_FUZZ_DIR=fuzz/corpus/extract` also replays a whole corpus without instrumentation
+/// (to triage a new oracle rule quickly).
 #[test]
 fn kept_fuzz_inputs_pass_the_oracle() {
-    let mut files = files_below(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions"));
-    if let Some(dir) = std::env::var_os("QUARRY_FUZZ_DIR") {
-        files.extend(files_below(Path::new(&dir)));
+    let dir = root().join("fuzz/regressions");
+    let mut files = files_below(&dir);
+    assert!(!files.is_empty(), "{} holds no input: the kept findings are missing", dir.display());
+    if let Some(extra) = std::env::var_os("QUARRY_FUZZ_DIR") {
+        files.extend(files_below(Path::new(&extra)));
     }
-    for f in files {
-        let data = std::fs::read(&f).unwrap();
-        if let Err(e) = std::panic::catch_unwind(|| check::check_all(&data)) {
-            panic!("{}: {}", f.display(), e.downcast_ref::<String>().map_or("(panic)", |s| s.as_str()));
-        }
-    }
+    check_files(&files, read_raw);
 }
 
-#[test]
-fn small_hand_made_inputs() {
-    for data in [
-        &b""[..],
-        b"\xef\xbb\xbf",
-        b"\n\n  \r\n",
-        b"Similar Posts",
-        b"alphanode post meta\nhash 0123456789abcdef\nSimilar Posts\n- x\n",
-        b"t\nSimilar Posts\n\n\n- a\n\nt2\n",
-        b"\xff\xfe\n\x00\nSimilar Posts\n",
-    ] {
-        check::check_all(data);
-    }
-}
+const FINDING_1: &str = "fuzz/regressions/finding-1-numeric-reference-decodes-to-a-line-break-in-title-and-heading";
 
 /// Fuzz finding 1 (oracle rule, not an importer bug): `&#10;` in a title or heading decodes to a
 /// line break, as the format says references decode in every text value. The oracle now allows a
 /// break in a one-line value only where the page holds a numeric reference.
 #[test]
 fn finding_1_a_decoded_line_break_in_a_heading() {
-    let data = b"t&#10;itle\nfoo&#xA;bar\nalphanode post meta\nhash 0123456789abcdef\nSimilar Posts\n";
+    let data = &read_raw(&root().join(FINDING_1));
     check::check_all(data);
     let p = check::pipeline();
     let rec = quarry::extract::page::extract(p, data, true).unwrap();
