@@ -447,7 +447,7 @@ impl<'p> RunState<'p> {
             detail: rej.detail,
             raw,
         });
-        if self.reject_bytes >= REJECT_FLUSH_BYTES || self.rejects.len() >= self.p.output.batch_rows {
+        if self.reject_bytes >= REJECT_FLUSH_BYTES || self.rejects.len() >= self.p.output.batch_rows.get() {
             self.flush_rejects()?;
         }
         Ok(())
@@ -484,7 +484,7 @@ impl<'p> RunState<'p> {
                         source_offset: pg.offset,
                         first_run_id,
                     });
-                    if self.dups.len() >= self.p.output.batch_rows {
+                    if self.dups.len() >= self.p.output.batch_rows.get() {
                         self.flush_rejects()?;
                     }
                 }
@@ -509,7 +509,7 @@ impl<'p> RunState<'p> {
                 self.posts.batches.push(b);
             }
         }
-        if self.posts.rows >= self.p.output.batch_rows {
+        if self.posts.rows >= self.p.output.batch_rows.get() {
             self.flush_posts()?;
         }
         Ok(())
