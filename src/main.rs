@@ -161,7 +161,7 @@ enum RejectsCommand {
 fn pipeline(file: Option<&Path>) -> Result<Pipeline, Error> {
     Ok(match file {
         Some(f) => Pipeline::load(f)?,
-        None => Pipeline::builtin()?,
+        None => Pipeline::builtin(),
     })
 }
 

@@ -21,15 +21,15 @@ pub const HASH_BLOOM_FPP: f64 = 0.01;
 pub fn properties(out: &OutputConfig, table: Table) -> Result<WriterProperties, ParquetError> {
     let WriteHints { bloom, unique, opaque } = table.hints();
     let mut b = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(out.zstd_level)?))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(out.zstd_level.get())?))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(out.row_group_rows))
+        .set_max_row_group_row_count(Some(out.row_group_rows.get()))
         .set_created_by(concat!("quarry ", env!("CARGO_PKG_VERSION")).to_string());
     for col in bloom {
         b = b
             .set_column_bloom_filter_enabled(ColumnPath::from(*col), true)
             .set_column_bloom_filter_fpp(ColumnPath::from(*col), HASH_BLOOM_FPP)
-            .set_column_bloom_filter_max_ndv(ColumnPath::from(*col), out.row_group_rows as u64);
+            .set_column_bloom_filter_max_ndv(ColumnPath::from(*col), out.row_group_rows.get() as u64);
     }
     for col in unique {
         b = b.set_column_dictionary_enabled(ColumnPath::from(*col), false);

@@ -1,35 +1,25 @@
-//! Pipeline files: `PipelineConfig` (serde data) → `build()` → `Pipeline` (validated, regexes compiled).
+//! Pipeline files: text → `PipelineConfig` (serde data, each entry typed by its kind) → `build()` →
+//! `Pipeline` (validated against the posts table, regexes compiled).
 
+mod build;
 pub mod config;
+mod error;
+mod kinds;
 pub mod linematch;
 
 use std::borrow::Cow;
-use std::collections::HashSet;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use arrow::datatypes::DataType;
-use regex::Regex;
-use toml::Spanned;
+pub use config::{EntryKind, OutputConfig, PipelineConfig, ValueType, ZstdLevel};
+pub use error::ConfigError;
 
-pub use config::{EntryKind, OutputConfig, PipelineConfig, ValueType};
-
-use crate::contract::schema;
+use error::ConfigText;
 use linematch::LinePattern;
 
-/// A pipeline file that cannot be used; the message names file, line, key and what was expected.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}:{line}: {key}: {message}")]
-pub struct ConfigError {
-    /// The pipeline file.
-    pub file: PathBuf,
-    /// 1-based line of the offending key (0 when unknown).
-    pub line: usize,
-    /// Dotted path of the key.
-    pub key: String,
-    /// What is wrong and what would be valid.
-    pub message: String,
-}
+/// The alphanode pipeline file, compiled into the binary.
+pub const BUILTIN_TOML: &str = include_str!("../../pipelines/alphanode.toml");
+/// The name the built-in pipeline goes by in messages and in `Pipeline::source`.
+pub const BUILTIN_SOURCE: &str = "pipelines/alphanode.toml (built in)";
 
 /// A compiled pipeline, ready to extract pages.
 #[derive(Debug, Clone)]
@@ -160,499 +150,24 @@ fn fold_key_slow(s: &str) -> String {
     out
 }
 
-struct Ctx<'a> {
-    file: &'a Path,
-    text: &'a str,
-}
-
-impl Ctx<'_> {
-    fn err(&self, span: Option<Range<usize>>, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-        let line = span.map(|s| self.text[..s.start.min(self.text.len())].matches('\n').count() + 1).unwrap_or(0);
-        ConfigError { file: self.file.to_path_buf(), line, key: key.into(), message: message.into() }
-    }
-
-    fn regex(&self, s: &Spanned<String>, key: &str) -> Result<Regex, ConfigError> {
-        Regex::new(s.get_ref()).map_err(|e| {
-            let first = e.to_string().lines().last().unwrap_or("").trim().to_string();
-            self.err(Some(s.span()), key, format!("invalid regular expression {:?}: {first}", s.get_ref()))
-        })
-    }
-
-    fn column(&self, name: &Spanned<String>, key: &str) -> Result<(usize, DataType), ConfigError> {
-        let posts = schema::posts();
-        match posts.index_of(name.get_ref()) {
-            Ok(i) => Ok((i, posts.field(i).data_type().clone())),
-            Err(_) => Err(self.err(
-                Some(name.span()),
-                key,
-                format!("no column {:?} in the posts table; expected one of: {}", name.get_ref(), column_names()),
-            )),
-        }
-    }
-}
-
-fn column_names() -> String {
-    schema::posts().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
-}
-
-fn value_fits(value: ValueType, dt: &DataType) -> bool {
-    match value {
-        ValueType::Text | ValueType::Hash => dt == &DataType::Utf8,
-        ValueType::Int => matches!(dt, DataType::Int32 | DataType::Int64),
-        ValueType::Score => dt == &DataType::Int32,
-        ValueType::Date => dt == &DataType::Date32,
-        ValueType::Flag => dt == &DataType::Boolean,
-    }
-}
-
-fn type_name(dt: &DataType) -> String {
-    match dt {
-        DataType::Utf8 => "string".into(),
-        DataType::List(_) => "list".into(),
-        DataType::Struct(_) => "struct".into(),
-        other => format!("{other}").to_lowercase(),
-    }
-}
-
-/// The alphanode pipeline file, compiled into the binary: what runs without `--pipeline`.
-pub const BUILTIN_TOML: &str = include_str!("../../pipelines/alphanode.toml");
-/// How the built-in pipeline is named in messages and in the `runs` table.
-pub const BUILTIN_SOURCE: &str = "pipelines/alphanode.toml (built in)";
-
 impl Pipeline {
-    /// The built-in alphanode pipeline.
-    pub fn builtin() -> Result<Pipeline, ConfigError> {
-        Self::from_toml(Path::new(BUILTIN_SOURCE), BUILTIN_TOML)
-    }
-
     /// Reads, parses and validates a pipeline file.
     pub fn load(path: &Path) -> Result<Pipeline, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            line: 0,
-            key: "(file)".into(),
-            message: format!("cannot read pipeline file: {e}"),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::unreadable(path, &e))?;
         Self::from_toml(path, &text)
     }
 
     /// Parses and validates pipeline text; `path` is used in messages.
     pub fn from_toml(path: &Path, text: &str) -> Result<Pipeline, ConfigError> {
-        let ctx = Ctx { file: path, text };
-        let cfg: PipelineConfig = toml::from_str(text).map_err(|e| {
-            let message = toml_error_message(&e);
-            ctx.err(e.span(), toml_error_key(text, &message, e.span()), message)
-        })?;
-        build(&ctx, cfg)
+        let t = ConfigText { file: path, text };
+        let cfg = kinds::typed_config(&t, t.parse()?)?;
+        build::build(&t, cfg)
     }
-}
 
-/// Messages of errors in the data (the file is TOML, but not a pipeline); any other is a syntax error.
-const DATA_ERRORS: [&str; 7] = [
-    "unknown field",
-    "missing field",
-    "unknown variant",
-    "invalid type",
-    "invalid value",
-    "invalid length",
-    "duplicate",
-];
-
-/// A TOML error's message, with what valid TOML looks like when the file is not TOML at all.
-fn toml_error_message(e: &toml::de::Error) -> String {
-    let message = e.message().trim().lines().map(str::trim).collect::<Vec<_>>().join("; ");
-    if DATA_ERRORS.iter().any(|d| message.starts_with(d)) {
-        message
-    } else {
-        format!(
-            "not valid TOML: {message}; expected `key = value` lines (strings quoted and closed on their line), \
-             `[table]` and `[[array-of-tables]]` headers"
-        )
+    /// The alphanode pipeline compiled into the binary (`BUILTIN_TOML`), named `BUILTIN_SOURCE`.
+    pub fn builtin() -> Pipeline {
+        Self::from_toml(Path::new(BUILTIN_SOURCE), BUILTIN_TOML).expect("the built-in pipeline is valid (tested)")
     }
-}
-
-/// The key a TOML error is about, with the table it is in (`output.bogus`, `entry[3].kind`): the
-/// missing field it names, or the key written on its line.
-fn toml_error_key(text: &str, message: &str, span: Option<Range<usize>>) -> String {
-    let Some(span) = span else {
-        return match message.strip_prefix("missing field `") {
-            Some(rest) => rest.split('`').next().unwrap_or(rest).to_string(),
-            None => "(file)".into(),
-        };
-    };
-    let at = span.start.min(text.len());
-    let key = if let Some(rest) = message.strip_prefix("missing field `") {
-        rest.split('`').next().unwrap_or(rest).to_string()
-    } else {
-        let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-        let line = text[start..].lines().next().unwrap_or("");
-        line.split_once('=').map_or(line, |(k, _)| k).trim().to_string()
-    };
-    match table_path(text, at) {
-        t if t.is_empty() || key.starts_with('[') => key,
-        t => format!("{t}.{key}"),
-    }
-}
-
-/// The table that the line holding byte `at` belongs to: `page`, `entry[3]` (the fourth
-/// `[[entry]]`), or empty at the top level.
-fn table_path(text: &str, at: usize) -> String {
-    let mut path = String::new();
-    let mut seen: Vec<(String, usize)> = Vec::new();
-    let mut start = 0;
-    for line in text.split_inclusive('\n') {
-        if start > at {
-            break;
-        }
-        start += line.len();
-        let t = line.trim();
-        if let Some(name) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
-            let name = name.trim().to_string();
-            let n = match seen.iter_mut().find(|(k, _)| *k == name) {
-                Some((_, n)) => {
-                    *n += 1;
-                    *n
-                }
-                None => {
-                    seen.push((name.clone(), 0));
-                    0
-                }
-            };
-            path = format!("{name}[{n}]");
-        } else if let Some(name) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
-            path = name.trim().to_string();
-        }
-    }
-    path
-}
-
-fn build(ctx: &Ctx, cfg: PipelineConfig) -> Result<Pipeline, ConfigError> {
-    let posts = schema::posts();
-    let fixed = |n: &str| posts.index_of(n).expect("contract column");
-    let cols = FixedColumns {
-        hash: fixed("hash"),
-        title: fixed("title"),
-        headings: fixed("headings"),
-        body: fixed("body"),
-        similar_posts: fixed("similar_posts"),
-        extra_meta: fixed("extra_meta"),
-        unparsed_meta: fixed("unparsed_meta"),
-        word_count: fixed("word_count"),
-        paragraph_count: fixed("paragraph_count"),
-        content_fingerprint: fixed("content_fingerprint"),
-        issues: fixed("issues"),
-        source_file: fixed("source_file"),
-        source_offset: fixed("source_offset"),
-        run_id: fixed("run_id"),
-        ingested_at: fixed("ingested_at"),
-        reading_time_est_min: fixed("reading_time_est_min"),
-        quality_composite: fixed("quality_composite"),
-        completeness: fixed("completeness"),
-        ids_consistent: fixed("ids_consistent"),
-    };
-    let reserved: HashSet<usize> = [
-        cols.title,
-        cols.headings,
-        cols.body,
-        cols.similar_posts,
-        cols.extra_meta,
-        cols.unparsed_meta,
-        cols.word_count,
-        cols.paragraph_count,
-        cols.content_fingerprint,
-        cols.issues,
-        cols.source_file,
-        cols.source_offset,
-        cols.run_id,
-        cols.ingested_at,
-        cols.reading_time_est_min,
-        cols.quality_composite,
-        cols.completeness,
-        cols.ids_consistent,
-    ]
-    .into_iter()
-    .collect();
-
-    if cfg.entries.is_empty() {
-        return Err(ctx.err(None, "entry", "no meta entries; expected at least one [[entry]] with value = \"hash\""));
-    }
-    let mut entries = Vec::with_capacity(cfg.entries.len());
-    let mut seen_keys = HashSet::new();
-    let mut bound = HashSet::new();
-    let mut hash_entries = 0;
-    for (i, e) in cfg.entries.iter().enumerate() {
-        let path = format!("entry[{i}] (key {:?})", e.key.get_ref());
-        let key = fold_key(e.key.get_ref());
-        if key.is_empty() {
-            return Err(ctx.err(
-                Some(e.key.span()),
-                format!("entry[{i}].key"),
-                "empty key; expected the key as written in dumps",
-            ));
-        }
-        if !seen_keys.insert(key.clone()) {
-            return Err(ctx.err(
-                Some(e.key.span()),
-                format!("{path}.key"),
-                "key given twice; each key may have one entry",
-            ));
-        }
-        let mut bind = |col: usize, span: Range<usize>, key: String| -> Result<(), ConfigError> {
-            if reserved.contains(&col) {
-                return Err(ctx.err(Some(span), key, "this column is filled by quarry itself, not from a meta entry"));
-            }
-            if !bound.insert(col) {
-                return Err(ctx.err(Some(span), key, "column already filled by another entry"));
-            }
-            Ok(())
-        };
-        let need_column = |what: &str| {
-            e.column.as_ref().ok_or_else(|| {
-                ctx.err(
-                    Some(e.key.span()),
-                    format!("{path}.column"),
-                    format!("missing; a {what} entry needs the posts column it fills"),
-                )
-            })
-        };
-        let target = match e.kind {
-            EntryKind::Scalar => {
-                let value = e.value.ok_or_else(|| {
-                    ctx.err(
-                        Some(e.key.span()),
-                        format!("{path}.value"),
-                        "missing; expected one of text, int, score, date, flag, hash",
-                    )
-                })?;
-                let c = need_column("scalar")?;
-                let (col, dt) = ctx.column(c, &format!("{path}.column"))?;
-                if !value_fits(value, &dt) {
-                    return Err(ctx.err(
-                        Some(c.span()),
-                        format!("{path}.value"),
-                        format!("a {value:?} value cannot fill column {:?} of type {}", c.get_ref(), type_name(&dt))
-                            .to_lowercase(),
-                    ));
-                }
-                if value == ValueType::Hash {
-                    if col != cols.hash {
-                        return Err(ctx.err(
-                            Some(c.span()),
-                            format!("{path}.column"),
-                            "a hash value must fill the column \"hash\"",
-                        ));
-                    }
-                    hash_entries += 1;
-                }
-                bind(col, c.span(), format!("{path}.column"))?;
-                if !e.fields.is_empty() {
-                    return Err(ctx.err(Some(e.key.span()), format!("{path}.fields"), "a scalar entry has no fields"));
-                }
-                Target::Scalar { col, value, lowercase: e.lowercase }
-            }
-            EntryKind::List => {
-                let c = need_column("list")?;
-                let (col, dt) = ctx.column(c, &format!("{path}.column"))?;
-                if dt != schema::list_of(DataType::Utf8) {
-                    return Err(ctx.err(
-                        Some(c.span()),
-                        format!("{path}.column"),
-                        format!("a list entry needs a list<string> column; {:?} is {}", c.get_ref(), type_name(&dt)),
-                    ));
-                }
-                bind(col, c.span(), format!("{path}.column"))?;
-                Target::List { col }
-            }
-            EntryKind::Pairs | EntryKind::Objects => {
-                if e.fields.is_empty() {
-                    return Err(ctx.err(
-                        Some(e.key.span()),
-                        format!("{path}.fields"),
-                        "missing; expected a list of { name, value, column }",
-                    ));
-                }
-                let children = match (&e.column, e.kind) {
-                    (Some(c), kind) => {
-                        let (col, dt) = ctx.column(c, &format!("{path}.column"))?;
-                        let struct_fields = match (&dt, kind) {
-                            (DataType::Struct(f), EntryKind::Pairs) => f.clone(),
-                            (DataType::List(item), EntryKind::Objects) => match item.data_type() {
-                                DataType::Struct(f) => f.clone(),
-                                _ => {
-                                    return Err(ctx.err(
-                                        Some(c.span()),
-                                        format!("{path}.column"),
-                                        "an objects entry needs a list<struct> column",
-                                    ))
-                                }
-                            },
-                            (_, EntryKind::Pairs) => {
-                                return Err(ctx.err(
-                                    Some(c.span()),
-                                    format!("{path}.column"),
-                                    format!(
-                                        "a pairs entry with a column needs a struct column; {:?} is {}",
-                                        c.get_ref(),
-                                        type_name(&dt)
-                                    ),
-                                ))
-                            }
-                            _ => {
-                                return Err(ctx.err(
-                                    Some(c.span()),
-                                    format!("{path}.column"),
-                                    format!(
-                                        "an objects entry needs a list<struct> column; {:?} is {}",
-                                        c.get_ref(),
-                                        type_name(&dt)
-                                    ),
-                                ))
-                            }
-                        };
-                        bind(col, c.span(), format!("{path}.column"))?;
-                        Some((col, struct_fields))
-                    }
-                    (None, EntryKind::Objects) => {
-                        return Err(ctx.err(
-                            Some(e.key.span()),
-                            format!("{path}.column"),
-                            "missing; an objects entry needs its list<struct> column",
-                        ));
-                    }
-                    (None, _) => None,
-                };
-                let mut fields = Vec::with_capacity(e.fields.len());
-                let mut names = HashSet::new();
-                for (j, f) in e.fields.iter().enumerate() {
-                    let fpath = format!("{path}.fields[{j}]");
-                    let name = fold_key(f.name.get_ref());
-                    if name.is_empty() || !names.insert(name.clone()) {
-                        return Err(ctx.err(
-                            Some(f.name.span()),
-                            format!("{fpath}.name"),
-                            "empty or repeated field name",
-                        ));
-                    }
-                    let col = match &children {
-                        Some((_, sf)) => {
-                            let idx = sf.iter().position(|x| x.name() == f.column.get_ref()).ok_or_else(|| {
-                                let valid: Vec<&str> = sf.iter().map(|x| x.name().as_str()).collect();
-                                ctx.err(
-                                    Some(f.column.span()),
-                                    format!("{fpath}.column"),
-                                    format!(
-                                        "no field {:?} in the struct; expected one of: {}",
-                                        f.column.get_ref(),
-                                        valid.join(", ")
-                                    ),
-                                )
-                            })?;
-                            if f.value != ValueType::Text {
-                                return Err(ctx.err(
-                                    Some(f.column.span()),
-                                    format!("{fpath}.value"),
-                                    "struct fields hold text; expected value = \"text\"",
-                                ));
-                            }
-                            idx
-                        }
-                        None => {
-                            let (col, dt) = ctx.column(&f.column, &format!("{fpath}.column"))?;
-                            if !value_fits(f.value, &dt) || f.value == ValueType::Hash {
-                                return Err(ctx.err(
-                                    Some(f.column.span()),
-                                    format!("{fpath}.value"),
-                                    format!(
-                                        "a {:?} value cannot fill column {:?} of type {}",
-                                        f.value,
-                                        f.column.get_ref(),
-                                        type_name(&dt)
-                                    )
-                                    .to_lowercase(),
-                                ));
-                            }
-                            bind(col, f.column.span(), format!("{fpath}.column"))?;
-                            col
-                        }
-                    };
-                    fields.push(PairField { name, value: f.value, lowercase: f.lowercase, col });
-                }
-                match (children, e.kind) {
-                    (Some((col, _)), EntryKind::Pairs) => Target::Struct { col, fields },
-                    (Some((col, _)), _) => Target::Objects { col, fields },
-                    (None, _) => Target::Pairs { fields },
-                }
-            }
-        };
-        entries.push(Entry { key, target });
-    }
-    if hash_entries != 1 {
-        return Err(ctx.err(
-            None,
-            "entry",
-            "expected exactly one scalar entry with value = \"hash\" and column = \"hash\" (the page identity)",
-        ));
-    }
-    let mut scalar_order: Vec<usize> =
-        (0..entries.len()).filter(|&i| matches!(entries[i].target, Target::Scalar { .. })).collect();
-    scalar_order.sort_by_key(|&i| std::cmp::Reverse(entries[i].key.len()));
-
-    let mut scores = Vec::new();
-    for (i, s) in cfg.derive.score.iter().enumerate() {
-        let (c, cdt) = ctx.column(&s.column, &format!("derive.score[{i}].column"))?;
-        if cdt != DataType::Int32 {
-            return Err(ctx.err(
-                Some(s.column.span()),
-                format!("derive.score[{i}].column"),
-                "expected an int32 score column",
-            ));
-        }
-        let (n, ndt) = ctx.column(&s.norm, &format!("derive.score[{i}].norm"))?;
-        if ndt != DataType::Float64 || bound.contains(&n) || reserved.contains(&n) {
-            return Err(ctx.err(
-                Some(s.norm.span()),
-                format!("derive.score[{i}].norm"),
-                "expected a float64 column that no entry fills",
-            ));
-        }
-        if !(s.weight.is_finite() && s.weight >= 0.0) {
-            return Err(ctx.err(
-                Some(s.column.span()),
-                format!("derive.score[{i}].weight"),
-                "expected a finite weight ≥ 0",
-            ));
-        }
-        scores.push((c, n, s.weight));
-    }
-    let mut ids = Vec::new();
-    for (i, c) in cfg.derive.ids_consistent.iter().enumerate() {
-        ids.push(ctx.column(c, &format!("derive.ids_consistent[{i}]"))?.0);
-    }
-    if !(cfg.derive.words_per_minute.is_finite() && cfg.derive.words_per_minute > 0.0) {
-        return Err(ctx.err(None, "derive.words_per_minute", "expected a number > 0"));
-    }
-    if cfg.output.batch_rows == 0 || cfg.output.row_group_rows == 0 {
-        return Err(ctx.err(None, "output", "batch_rows and row_group_rows must be > 0"));
-    }
-    if !(1..=22).contains(&cfg.output.zstd_level) {
-        return Err(ctx.err(
-            None,
-            "output.zstd_level",
-            format!("{} is out of range; expected 1 to 22", cfg.output.zstd_level),
-        ));
-    }
-    Ok(Pipeline {
-        name: cfg.name,
-        source: ctx.file.to_path_buf(),
-        meta_start: LinePattern::from_regex(ctx.regex(&cfg.page.meta_start, "page.meta_start")?),
-        trailer: LinePattern::from_regex(ctx.regex(&cfg.page.trailer, "page.trailer")?),
-        image_line: LinePattern::from_regex(ctx.regex(&cfg.page.image_line, "page.image_line")?),
-        entries,
-        scalar_order,
-        cols,
-        derive: Derive { words_per_minute: cfg.derive.words_per_minute, scores, ids },
-        output: cfg.output,
-    })
 }
 
 #[cfg(test)]
@@ -673,6 +188,66 @@ mod tests {
         assert_eq!(p.derive.scores.len(), 4);
         let first = &p.entries[p.scalar_order[0]].key;
         assert!(first == "code language" || first == "reading time", "longest keys first, got {first}");
+    }
+
+    /// Everything `build` decides, in the layout of `testdata/alphanode.compiled.txt` (the page
+    /// patterns by their regex, since their prefilters are `linematch`'s business).
+    fn compiled_summary(p: &Pipeline) -> String {
+        let o = &p.output;
+        format!(
+            "name: {:?}\nsource: {:?}\nmeta_start: {:?}\ntrailer: {:?}\nimage_line: {:?}\nentries: {:#?}\n\
+             scalar_order: {:?}\ncols: {:#?}\nderive: {:#?}\noutput: batch_rows {} row_group_rows {} zstd_level {}\n",
+            p.name,
+            p.source,
+            p.meta_start.regex().as_str(),
+            p.trailer.regex().as_str(),
+            p.image_line.regex().as_str(),
+            p.entries,
+            p.scalar_order,
+            p.cols,
+            p.derive,
+            o.batch_rows,
+            o.row_group_rows,
+            o.zstd_level.get()
+        )
+    }
+
+    #[test]
+    fn alphanode_compiles_as_before_the_typed_entries() {
+        // The fixture is the summary of the build before entries became one enum variant per kind.
+        let want = include_str!("testdata/alphanode.compiled.txt");
+        let p = Pipeline::from_toml(Path::new("pipelines/alphanode.toml"), ALPHANODE).unwrap();
+        let got = compiled_summary(&p);
+        if got != want {
+            let first = got.lines().zip(want.lines()).position(|(g, w)| g != w);
+            panic!("compiled pipeline differs from the fixture at line {first:?}:\n{got}");
+        }
+    }
+
+    #[test]
+    fn builtin_text_is_the_file_on_disk() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/alphanode.toml");
+        assert!(
+            BUILTIN_TOML == std::fs::read_to_string(&path).unwrap(),
+            "{} differs from BUILTIN_TOML",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn builtin_pipeline_is_the_alphanode_file_named_as_built_in() {
+        let builtin = Pipeline::builtin();
+        assert_eq!(builtin.source, Path::new(BUILTIN_SOURCE));
+        assert!(builtin.source.display().to_string().contains("(built in)"));
+        let from_file =
+            Pipeline::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/alphanode.toml")).unwrap();
+        let summary = |p: &Pipeline| {
+            compiled_summary(p).lines().filter(|l| !l.starts_with("source:")).collect::<Vec<_>>().join("\n")
+        };
+        assert_eq!(summary(&builtin), summary(&from_file));
+        // A broken built-in text would be named by its built-in name.
+        let e = Pipeline::from_toml(Path::new(BUILTIN_SOURCE), &BUILTIN_TOML.replace("[page]", "[pages]")).unwrap_err();
+        assert!(e.to_string().starts_with("pipelines/alphanode.toml (built in):"), "{e}");
     }
 
     #[test]

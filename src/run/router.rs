@@ -137,7 +137,7 @@ impl<'p> Router<'p> {
             detail: rej.detail,
             raw,
         });
-        if self.reject_bytes >= REJECT_FLUSH_BYTES || self.rejects.len() >= self.p.output.batch_rows {
+        if self.reject_bytes >= REJECT_FLUSH_BYTES || self.rejects.len() >= self.p.output.batch_rows.get() {
             self.flush_rejects()?;
         }
         Ok(())
@@ -167,7 +167,7 @@ impl<'p> Router<'p> {
                         source_offset: pg.offset,
                         first_run_id,
                     });
-                    if self.dups.len() >= self.p.output.batch_rows {
+                    if self.dups.len() >= self.p.output.batch_rows.get() {
                         self.flush_rejects()?;
                     }
                 }
@@ -196,7 +196,7 @@ impl<'p> Router<'p> {
                 self.posts.batches.push(b);
             }
         }
-        if self.posts.rows >= self.p.output.batch_rows {
+        if self.posts.rows >= self.p.output.batch_rows.get() {
             self.flush_posts()?;
         }
         Ok(())

@@ -61,6 +61,27 @@ CASES = {
                        lambda t: in_entry(t, 'column = "ai_brif"', "column").replace(
                            "].column", '] (key "ai brief").column'),
                        ["no column \"ai_brif\"", "expected one of", "ai_brief"]),
+    # a key of another entry kind: named at its own line, with the keys the kind takes
+    "value_on_a_list": (edit('key = "stack"\nkind = "list"\n', 'key = "stack"\nkind = "list"\nvalue = "int"\n'),
+                        ('key = "stack"', 2),
+                        lambda t: in_entry(t, 'key = "stack"', "value").replace("].value", '] (key "stack").value'),
+                        ["a list entry takes no value", "it takes key, kind, column"]),
+    "fields_on_a_scalar": (edit('column = "topic"\n', 'column = "topic"\nfields = []\n'), "fields = []",
+                           lambda t: in_entry(t, "fields = []", "fields").replace("].fields", '] (key "topic").fields'),
+                           ["a scalar entry takes no fields", "value", "column"]),
+    "objects_without_column": (edit('kind = "objects"\ncolumn = "entities"\n', 'kind = "objects"\n'),
+                               'key = "entities"',
+                               lambda t: in_entry(t, 'key = "entities"', "column").replace(
+                                   "].column", '] (key "entities").column'),
+                               ["missing", "list<struct> column"]),
+    "zero_batch_rows": (edit("batch_rows = 4096", "batch_rows = 0"), "batch_rows = 0", "output.batch_rows",
+                        ["invalid value: integer `0`", "nonzero"]),
+    "zstd_level_out_of_range": (edit("zstd_level = 1\n", "zstd_level = 23\n"), "zstd_level = 23",
+                                "output.zstd_level", ["integer `23`", "zstd level from 1 to 22"]),
+    "error_in_an_inline_field": (edit('{ name = "seed", value = "int",', '{ name = "seed", value = "integer",'),
+                                 'value = "integer"',
+                                 lambda t: in_entry(t, 'value = "integer"', "fields[4].value"),
+                                 ["unknown variant `integer`", "text", "int"]),
 }
 
 
