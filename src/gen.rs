@@ -105,6 +105,16 @@ const STATUSES: [&str; 4] = ["drafted", "reviewed", "published", "archived"];
 const SCORES: [&str; 4] = ["quality", "freshness", "depth", "clarity"];
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
+/// What one page is about (picked before its text is written).
+#[derive(Clone, Copy)]
+struct Topic {
+    p: &'static str,
+    stack: &'static str,
+    area: &'static str,
+    lang: &'static str,
+    c: &'static str,
+}
+
 struct PageGen {
     rng: Rng,
     noise: f64,
@@ -165,6 +175,14 @@ impl PageGen {
         let p = *self.rng.pick(&PROBLEMS);
         let (stack, area, lang) = *self.rng.pick(&STACKS);
         let c = *self.rng.pick(&SCENARIOS);
+        let t = Topic { p, stack, area, lang, c };
+        self.article(out, &t)?;
+        self.meta(out, &t, hash, missing_hash)
+    }
+
+    /// The article: title, paragraphs, an image line, headings, a checklist.
+    fn article(&mut self, out: &mut Vec<u8>, t: &Topic) -> io::Result<()> {
+        let Topic { p, stack, .. } = *t;
         writeln!(out, "{p} in {stack}: a practical guide\n")?;
         self.paragraph(out);
         out.push(b'\n');
@@ -188,6 +206,13 @@ impl PageGen {
         }
         out.extend_from_slice(b"\nfinal notes\n\n");
         self.paragraph(out);
+        Ok(())
+    }
+
+    /// The meta block and the trailer (`hash` left out when `missing_hash`).
+    fn meta(&mut self, out: &mut Vec<u8>, t: &Topic, hash: u128, missing_hash: bool) -> io::Result<()> {
+        let Topic { p, stack, area, lang, c } = *t;
+        let noise = self.noise;
         out.extend_from_slice(b"\nalphanode post meta\n\n");
         writeln!(out, "topic{p} / {stack}")?;
         writeln!(out, "summarythis ai-style technical summary explains {p} in {stack}, with emphasis on measurement and rollback planning.")?;
