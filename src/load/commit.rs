@@ -21,11 +21,71 @@ use crate::contract::Table;
 use crate::pipeline::OutputConfig;
 use crate::transform::dedupe::PackedHash;
 
-/// Environment variable of the test-only switch that holds a run at a named point of its commit
-/// (`staged`, `posts`, `rejects`, `duplicates`, `lists`, `replacements`, `committed`) until it is
-/// killed. Debug builds only (the tests' builds): a release binary has no such switch.
+/// Environment variable of the test-only switch that holds a run at a step of its commit (the
+/// step's name) until it is killed. Debug builds only (the tests' builds): a release binary has no
+/// such switch.
 #[cfg(debug_assertions)]
 pub const TEST_HOLD_ENV: &str = "QUARRY_TEST_HOLD";
+
+/// The points of a commit where a kill leaves a state of its own, in commit order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CommitStep {
+    /// Every table file is written and staged; nothing is in place.
+    Staged,
+    /// The posts file is in its table.
+    Posts,
+    /// The rejects file too.
+    Rejects,
+    /// The duplicates file too.
+    Duplicates,
+    /// The digest list and the hash list too.
+    Lists,
+    /// A replay's new rejects files wait in the redo log.
+    Replacements,
+    /// The `runs` row exists: the run counts.
+    Committed,
+}
+
+impl CommitStep {
+    /// Every step, in order.
+    pub const ALL: [CommitStep; 7] = [
+        CommitStep::Staged,
+        CommitStep::Posts,
+        CommitStep::Rejects,
+        CommitStep::Duplicates,
+        CommitStep::Lists,
+        CommitStep::Replacements,
+        CommitStep::Committed,
+    ];
+
+    /// Its name for `QUARRY_TEST_HOLD`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CommitStep::Staged => "staged",
+            CommitStep::Posts => "posts",
+            CommitStep::Rejects => "rejects",
+            CommitStep::Duplicates => "duplicates",
+            CommitStep::Lists => "lists",
+            CommitStep::Replacements => "replacements",
+            CommitStep::Committed => "committed",
+        }
+    }
+
+    /// The step reached once a data table's file is in place.
+    fn after(table: Table) -> CommitStep {
+        match table {
+            Table::Posts => CommitStep::Posts,
+            Table::Rejects => CommitStep::Rejects,
+            Table::Duplicates | Table::Runs => CommitStep::Duplicates,
+        }
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Unit tests: the step at which `commit` returns as if the process had been killed there.
+    pub(crate) static STOP_AT: std::cell::Cell<Option<CommitStep>> = const { std::cell::Cell::new(None) };
+}
 
 /// Another run holds the warehouse.
 #[derive(Debug, thiserror::Error)]
@@ -98,17 +158,22 @@ fn sync_dir(dir: &Path) -> Result<(), WarehouseError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir, "cannot sync folder"))
 }
 
-/// Stops here when the test-only switch names this point (debug builds only).
-fn hold(point: &str) {
+/// At `step`: holds until killed when the test switch names it (debug builds only); true when a
+/// unit test asked the commit to stop here.
+fn hold(step: CommitStep) -> bool {
     #[cfg(debug_assertions)]
-    if std::env::var(TEST_HOLD_ENV).is_ok_and(|v| v == point) {
-        eprintln!("quarry: test hold at {point}");
+    if std::env::var(TEST_HOLD_ENV).is_ok_and(|v| v == step.name()) {
+        eprintln!("quarry: test hold at {}", step.name());
         loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         }
     }
-    #[cfg(not(debug_assertions))]
-    let _ = point;
+    #[cfg(test)]
+    if STOP_AT.get() == Some(step) {
+        return true;
+    }
+    let _ = step;
+    false
 }
 
 impl RunCommit {
@@ -168,7 +233,9 @@ impl RunCommit {
         out: &OutputConfig,
         replaced: &[(String, u64)],
     ) -> Result<(), CommitError> {
-        hold("staged");
+        if hold(CommitStep::Staged) {
+            return Ok(());
+        }
         for (table, rows) in Table::DATA.into_iter().zip(rows) {
             let from = self.staging.join(format!("{table}.parquet"));
             if rows == 0 {
@@ -181,7 +248,9 @@ impl RunCommit {
                 fs::rename(&from, &to).map_err(io_err(&to, "cannot move the staged file into its table"))?;
                 sync_dir(dir)?;
             }
-            hold(table.name());
+            if hold(CommitStep::after(table)) {
+                return Ok(());
+            }
         }
         let list = self.staging.join("files.tsv");
         let text: String = files.iter().map(|(d, n)| format!("{d}\t{n}\n")).collect();
@@ -202,7 +271,9 @@ impl RunCommit {
             fs::create_dir_all(dir).map_err(io_err(dir, "cannot create the hash list folder"))?;
             fs::rename(&staged, &to).map_err(io_err(&to, "cannot move the hash list"))?;
         }
-        hold("lists");
+        if hold(CommitStep::Lists) {
+            return Ok(());
+        }
 
         let mut w = self.writer(Table::Runs, out)?;
         w.write(runs_row)?;
@@ -231,13 +302,17 @@ impl RunCommit {
             fs::rename(&dir, &pending).map_err(io_err(&pending, "cannot move the replaced rejects files"))?;
             sync_dir(parent)?;
         }
-        hold("replacements");
+        if hold(CommitStep::Replacements) {
+            return Ok(());
+        }
 
         let to = self.wh.table(Table::Runs).join(format!("{}.parquet", self.run_id));
         fs::rename(self.staging.join(format!("{}.parquet", Table::Runs)), &to)
             .map_err(io_err(&to, "cannot write the runs row"))?;
         sync_dir(&self.wh.table(Table::Runs))?;
-        hold("committed");
+        if hold(CommitStep::Committed) {
+            return Ok(());
+        }
         if !replaced.is_empty() {
             self.wh.apply_replacements(&self.run_id)?;
         }
@@ -245,3 +320,7 @@ impl RunCommit {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "commit_tests.rs"]
+mod tests;

@@ -1,0 +1,215 @@
+//! The commit from the Rust side: every table round-trips through its writer, and a commit stopped
+//! at each of its steps (as a kill would stop it) is undone — or, once its `runs` row exists,
+//! completed — by the next run's clean-up.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, ListBuilder, StringArray, StringBuilder, TimestampMicrosecondArray};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::{CommitStep, RunCommit, STOP_AT};
+use crate::contract::{schema, Table};
+use crate::extract::batch::{duplicates_batch, rejects_batch, DuplicateRow, RejectRow};
+use crate::extract::page::extract;
+use crate::load::parquet::{properties, TableWriter};
+use crate::load::warehouse::Warehouse;
+use crate::pipeline::Pipeline;
+use crate::transform::dedupe::{HashIndex, Seen};
+use crate::transform::derive::posts_batch;
+
+const SEED_PAGE: &[u8] = include_bytes!("../../tests/fixtures/seed-page.txt");
+
+/// A posts batch of the seed page under `hashes` (every posts column filled, derived ones too).
+fn posts(p: &Pipeline, hashes: &[&str]) -> RecordBatch {
+    let rec = extract(p, SEED_PAGE, true).expect("the seed page imports");
+    let records = hashes
+        .iter()
+        .map(|h| {
+            let mut r = rec.clone().into_owned();
+            r.hash = h.to_string();
+            r.cells[p.cols.hash] = crate::extract::record::Cell::Text(h.to_string().into());
+            r
+        })
+        .collect();
+    posts_batch(p, records).expect("posts batch")
+}
+
+fn rejects(run: &str) -> RecordBatch {
+    let row = |offset, raw: &[u8]| RejectRow {
+        source_file: "dumps/a.txt".into(),
+        source_offset: offset,
+        reason: "no_meta",
+        detail: "no meta block".into(),
+        raw: raw.to_vec(),
+    };
+    // Raw bytes as read: a truncated page can end inside a character.
+    rejects_batch(run, &[row(0, b"title\n\nbody\n"), row(12, b"caf\xc3")]).expect("rejects batch")
+}
+
+fn duplicates(run: &str, first: &str) -> RecordBatch {
+    let row = DuplicateRow {
+        hash: "113b8413583934d18f4af6bc".into(),
+        source_file: "dumps/b.txt".into(),
+        source_offset: 77,
+        first_run_id: first.into(),
+    };
+    duplicates_batch(run, &[row]).expect("duplicates batch")
+}
+
+fn runs_row(run: &str) -> RecordBatch {
+    let mut inputs = ListBuilder::new(StringBuilder::new());
+    inputs.values().append_value("dumps");
+    inputs.append(true);
+    let ts = |v: i64| Arc::new(TimestampMicrosecondArray::from(vec![v]).with_timezone(schema::UTC)) as ArrayRef;
+    let n = |v: i64| Arc::new(Int64Array::from(vec![v])) as ArrayRef;
+    let text = |v: &str| Arc::new(StringArray::from(vec![v])) as ArrayRef;
+    let mut cols = vec![text(run), ts(1), ts(2), text("alphanode (test)"), Arc::new(inputs.finish())];
+    cols.extend([n(1), n(0), n(100), n(4), n(1), n(1), n(2), n(0)]);
+    cols.push(text("ok"));
+    RecordBatch::try_new(Table::Runs.schema(), cols).expect("runs row")
+}
+
+fn read_back(path: &Path) -> RecordBatch {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).expect("open")).expect("parquet").build();
+    let batches: Vec<RecordBatch> = reader.expect("reader").map(|b| b.expect("batch")).collect();
+    arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("concat")
+}
+
+#[test]
+fn every_table_round_trips_through_its_writer() {
+    let p = Pipeline::builtin();
+    let dir = tempfile::tempdir().unwrap();
+    let batches = [
+        (Table::Posts, posts(&p, &["113b8413583934d18f4af6bc", "ffff0000ffff0000ffff"])),
+        (Table::Rejects, rejects("r1")),
+        (Table::Duplicates, duplicates("r1", "r0")),
+        (Table::Runs, runs_row("r1")),
+    ];
+    for (table, batch) in batches {
+        let path = dir.path().join(format!("{table}.parquet"));
+        let mut w = TableWriter::create(&path, table.schema(), properties(&p.output, table).unwrap()).expect("writer");
+        w.write(&batch).unwrap();
+        let m = w.close().unwrap();
+        assert_eq!(m.rows, batch.num_rows() as u64, "{table}");
+        assert_eq!(m.bytes, std::fs::metadata(&path).unwrap().len(), "{table}");
+        let back = read_back(&path);
+        assert_eq!(back.schema(), table.schema(), "{table}: the schema read back is the contract's");
+        assert_eq!(back, batch, "{table}: every value read back as written");
+        // The write hints reach the file: a bloom filter on each hinted column.
+        let meta = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap()).unwrap().metadata().clone();
+        for col in table.hints().bloom {
+            let i = table.schema().index_of(col).unwrap();
+            assert!(meta.row_group(0).column(i).bloom_filter_offset().is_some(), "{table}.{col}: bloom filter");
+        }
+    }
+}
+
+/// A warehouse with one finished run, and a second run staged with rows in every data table (and,
+/// with `replay`, a new version of the first run's rejects file with one of its two rows).
+struct Setup {
+    _dir: tempfile::TempDir,
+    wh: Warehouse,
+    first: String,
+    second: String,
+}
+
+fn stage_run(wh: &Warehouse, p: &Pipeline, run: &str, first: &str, hash: &str) -> RunCommit {
+    let c = RunCommit::begin(wh, run, "2026-12-01").unwrap();
+    let write = |t: Table, b: &RecordBatch| {
+        let mut w = c.writer(t, &p.output).unwrap();
+        w.write(b).unwrap();
+        w.close().unwrap();
+    };
+    write(Table::Posts, &posts(p, &[hash]));
+    write(Table::Rejects, &rejects(run));
+    write(Table::Duplicates, &duplicates(run, first));
+    c
+}
+
+fn setup(p: &Pipeline) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::create(&dir.path().join("wh")).unwrap();
+    let (first, second) = ("20261201T000000.000001Z".to_string(), "20261201T000000.000002Z".to_string());
+    let c = stage_run(&wh, p, &first, "", "aaaa0000aaaa0000aaaa");
+    let files = [("d1".to_string(), "dumps/a.txt".to_string())];
+    let hashes = [crate::transform::dedupe::PackedHash::new("aaaa0000aaaa0000aaaa").unwrap()];
+    c.commit([1, 2, 1], &files, Some(&hashes), &runs_row(&first), &p.output, &[]).unwrap();
+    Setup { _dir: dir, wh, first, second }
+}
+
+/// Every file below the warehouse, relative to it.
+fn tree(root: &Path) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n != "lock") {
+                out.insert(p.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    out
+}
+
+/// Commits the second run (`replay`: with the first run's rejects file rewritten to one row),
+/// stopped at `step`.
+fn commit_stopped_at(s: &Setup, p: &Pipeline, step: CommitStep, replay: bool) {
+    let c = stage_run(&s.wh, p, &s.second, &s.first, "bbbb0000bbbb0000bbbb");
+    let mut replaced = Vec::new();
+    if replay {
+        let mut w = c.replacement_writer(&s.first, &p.output).unwrap();
+        w.write(&rejects(&s.first).slice(1, 1)).unwrap();
+        replaced.push((s.first.clone(), w.close().unwrap().rows));
+    }
+    let files = [("d2".to_string(), "dumps/b.txt".to_string())];
+    let hashes = [crate::transform::dedupe::PackedHash::new("bbbb0000bbbb0000bbbb").unwrap()];
+    STOP_AT.set(Some(step));
+    let done = c.commit([1, 2, 1], &files, Some(&hashes), &runs_row(&s.second), &p.output, &replaced);
+    STOP_AT.set(None);
+    done.unwrap();
+}
+
+#[test]
+fn a_commit_stopped_at_any_step_is_undone_or_completed_by_the_next_clean_up() {
+    let p = Pipeline::builtin();
+    for replay in [false, true] {
+        for step in CommitStep::ALL {
+            let s = setup(&p);
+            let before = tree(s.wh.root());
+            commit_stopped_at(&s, &p, step, replay);
+            let finished = s.wh.finished_runs().unwrap();
+            let cleaned = s.wh.cleanup(&finished).unwrap();
+            let after = tree(s.wh.root());
+            let counts = step == CommitStep::Committed;
+            assert_eq!(finished.contains(&s.second), counts, "{step:?}: the run counts once its runs row exists");
+            if !counts {
+                assert_eq!(after, before, "{step:?} (replay {replay}): clean-up leaves the warehouse as before");
+                assert!(cleaned.completed.is_empty(), "{step:?}");
+            } else {
+                // The run counts: its files stay, and a replay's pending swap is finished.
+                for t in Table::ALL {
+                    let ids: Vec<String> = s.wh.table_files(t).unwrap().into_iter().map(|(id, _)| id).collect();
+                    assert!(ids.contains(&s.second), "{step:?}: {t} holds the second run");
+                }
+                assert!(!s.wh.staging(&s.second).exists(), "{step:?}: staging removed");
+                let old = s.wh.table_file(Table::Rejects, &s.first, "");
+                assert_eq!(read_back(&old).num_rows(), if replay { 1 } else { 2 }, "{step:?}: replay {replay}");
+                assert_eq!(cleaned.completed.len(), usize::from(replay), "{step:?}: replay {replay}");
+            }
+            // The hashes a later run sees are those of the runs that count, no more.
+            let mut index = HashIndex::new();
+            s.wh.load_hashes(&finished, &mut index).unwrap();
+            let now = index.run("later");
+            assert!(matches!(index.check("aaaa0000aaaa0000aaaa", now), Seen::Duplicate { .. }), "{step:?}");
+            let second = index.check("bbbb0000bbbb0000bbbb", now);
+            assert_eq!(matches!(second, Seen::Duplicate { .. }), counts, "{step:?}: second run's hash");
+        }
+    }
+}
