@@ -740,7 +740,7 @@ pub fn import(p: &Pipeline, opts: &ImportOptions, progress: &Progress) -> Result
     let pool = st.pool();
     let run = st.run_columns();
     let total: u64 = files.iter().map(|f| if let InputFile::Path { size, .. } = f { *size } else { 0 }).sum();
-    progress.start(total);
+    progress.start(&start.run_id, total);
     // Room for this run's hashes up front (pages are ~3 KB in practice): the hash set then grows
     // without copying itself, which would leave a discarded copy behind in the peak memory.
     st.index.reserve(usize::try_from(total / 3000).unwrap_or(0));

@@ -239,7 +239,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let mut opts = quarry::replay::ReplayOptions::new(pipeline, warehouse);
             opts.wait = wait;
             opts.threads = threads;
-            let summary = quarry::replay::replay(&p, &opts, &Progress::for_cli(quiet, verbose))?;
+            let progress = Progress::for_cli(quiet, verbose).map_err(|e| UsageError(e.to_string()))?;
+            let summary = quarry::replay::replay(&p, &opts, &progress)?;
             if !quiet {
                 eprint!("{}", summary.render());
             }
@@ -254,7 +255,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let mut opts = ImportOptions::new(pipeline, output, inputs);
             opts.wait = wait;
             opts.threads = threads;
-            let summary = import(&p, &opts, &Progress::for_cli(quiet, verbose))?;
+            let progress = Progress::for_cli(quiet, verbose).map_err(|e| UsageError(e.to_string()))?;
+            let summary = import(&p, &opts, &progress)?;
             if !quiet {
                 eprint!("{}", summary.render());
             }

@@ -119,7 +119,7 @@ pub fn replay(p: &Pipeline, opts: &ReplayOptions, progress: &Progress) -> Result
     let files: Vec<(String, PathBuf)> =
         start.wh.table_files(REJECTS)?.into_iter().filter(|(id, _)| start.finished.contains(id)).collect();
     let size = |path: &Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    progress.start(files.iter().map(|(_, path)| size(path)).sum());
+    progress.start(&start.run_id, files.iter().map(|(_, path)| size(path)).sum());
     let mut replaced: Vec<(String, u64)> = Vec::new();
     for (old_id, path) in &files {
         let name = path.display().to_string();
