@@ -89,8 +89,7 @@ pub fn discover(inputs: &[String]) -> Result<Vec<InputFile>, InputError> {
         let path = Path::new(input);
         let meta = std::fs::metadata(path).map_err(|e| input_err(path, e))?;
         if meta.is_dir() {
-            let mut found = Vec::new();
-            walk(path, &mut found)?;
+            let mut found = walk(path)?;
             found.sort_by(|a, b| a.0.as_os_str().as_encoded_bytes().cmp(b.0.as_os_str().as_encoded_bytes()));
             for (p, size) in found {
                 File::open(&p).map_err(|e| input_err(&p, e))?;
@@ -105,18 +104,37 @@ pub fn discover(inputs: &[String]) -> Result<Vec<InputFile>, InputError> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<(), InputError> {
-    for entry in std::fs::read_dir(dir).map_err(|e| input_err(dir, e))? {
-        let entry = entry.map_err(|e| input_err(dir, e))?;
-        let p = entry.path();
-        let meta = std::fs::metadata(&p).map_err(|e| input_err(&p, e))?;
-        if meta.is_dir() {
-            walk(&p, out)?;
-        } else if meta.is_file() && entry.file_name().to_str().is_some_and(is_dump_name) {
-            out.push((p, meta.len()));
+/// Every dump file below `dir` (links followed) with its size. A link back to a folder being
+/// walked is skipped with a warning; any other entry that cannot be read is an error.
+fn walk(dir: &Path) -> Result<Vec<(PathBuf, u64)>, InputError> {
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).follow_links(true) {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => match e.loop_ancestor() {
+                Some(ancestor) => {
+                    let link = e.path().unwrap_or(dir).display();
+                    tracing::warn!("{link}: skipped: a symbolic link that loops back to {}", ancestor.display());
+                    continue;
+                }
+                None => return Err(walk_err(dir, e)),
+            },
+        };
+        if entry.file_type().is_file() && entry.file_name().to_str().is_some_and(is_dump_name) {
+            let size = entry.metadata().map_err(|e| walk_err(dir, e))?.len();
+            out.push((entry.into_path(), size));
         }
     }
-    Ok(())
+    Ok(out)
+}
+
+/// A walk error as the path it failed on and the I/O error behind it.
+fn walk_err(dir: &Path, e: walkdir::Error) -> InputError {
+    let path = e.path().unwrap_or(dir);
+    match e.io_error() {
+        Some(io) => input_err(path, io),
+        None => input_err(path, &e),
+    }
 }
 
 /// Counts the bytes that pass through a reader (the on-disk bytes, before decompression).
@@ -196,6 +214,75 @@ mod tests {
         let files = discover(std::slice::from_ref(&root)).unwrap();
         let names: Vec<String> = files.iter().map(|f| f.display().strip_prefix(&root).unwrap().to_string()).collect();
         assert_eq!(names, ["/a.txt.gz", "/a/z.txt.zst", "/b/a.txt", "/b/x.txt"]);
+    }
+
+    /// Writes `x` to each of `names` below `root`, making the folders on the way.
+    fn touch(root: &Path, names: &[&str]) {
+        for name in names {
+            let p = root.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_loop_is_skipped_with_a_warning_naming_it() {
+        let d = tempfile::tempdir().unwrap();
+        touch(d.path(), &["a/x.txt", "b.txt", "c/d/y.txt.gz"]);
+        std::os::unix::fs::symlink("..", d.path().join("a/loop")).unwrap();
+        std::os::unix::fs::symlink("../..", d.path().join("c/d/up")).unwrap();
+        // A link to a folder outside the walk is followed, as before.
+        let outside = tempfile::tempdir().unwrap();
+        touch(outside.path(), &["z.txt"]);
+        std::os::unix::fs::symlink(outside.path(), d.path().join("elsewhere")).unwrap();
+        let root = d.path().display().to_string();
+        let log = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let writer = {
+            let log = log.clone();
+            move || LogWriter(log.clone())
+        };
+        let subscriber = tracing_subscriber::fmt().with_writer(writer).with_ansi(false).without_time().finish();
+        let files = tracing::subscriber::with_default(subscriber, || discover(std::slice::from_ref(&root))).unwrap();
+        let names: Vec<String> = files.iter().map(|f| f.display().strip_prefix(&root).unwrap().to_string()).collect();
+        assert_eq!(names, ["/a/x.txt", "/b.txt", "/c/d/y.txt.gz", "/elsewhere/z.txt"]);
+        let log = String::from_utf8(log.lock().unwrap().clone()).unwrap();
+        // The walk reads folders in the order the file system lists them.
+        let mut warnings: Vec<&str> = log.lines().collect();
+        warnings.sort();
+        assert_eq!(warnings.len(), 2, "{log}");
+        for (w, link) in warnings.iter().zip(["a/loop", "c/d/up"]) {
+            assert!(w.contains(" WARN "), "{log}");
+            assert!(
+                w.ends_with(&format!("{root}/{link}: skipped: a symbolic link that loops back to {root}")),
+                "{log}"
+            );
+        }
+    }
+
+    /// Log output kept in memory.
+    struct LogWriter(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for LogWriter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_dangling_link_in_a_folder_fails_naming_it() {
+        let d = tempfile::tempdir().unwrap();
+        touch(d.path(), &["a/x.txt"]);
+        std::os::unix::fs::symlink("missing", d.path().join("a/gone.txt")).unwrap();
+        let e = discover(&[d.path().display().to_string()]).unwrap_err();
+        assert_eq!(e.path, d.path().join("a/gone.txt").display().to_string(), "{e}");
+        assert!(e.message.contains("No such file"), "{e}");
     }
 
     #[test]

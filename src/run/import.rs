@@ -30,7 +30,7 @@ pub fn import(p: &Pipeline, opts: &RunOptions, inputs: &[String], progress: &Pro
     let mut run = Run::begin(p, opts, clock)?;
     let digests = run.session.wh.imported_digests(&run.session.finished)?;
     let total: u64 = files.iter().map(InputFile::size).sum();
-    progress.start(total);
+    progress.start(&run.session.run_id, total);
     run.router.reserve(usize::try_from(total / BYTES_PER_PAGE_HINT).unwrap_or(0));
     let mut read_files: Vec<(String, String)> = Vec::new();
     let mut this_run: HashSet<String> = HashSet::new();

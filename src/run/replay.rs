@@ -77,7 +77,7 @@ pub fn replay(p: &Pipeline, opts: &RunOptions, progress: &Progress) -> Result<Ru
         .filter(|(id, _)| run.session.finished.contains(id))
         .collect();
     let size = |path: &Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    progress.start(files.iter().map(|(_, path)| size(path)).sum());
+    progress.start(&run.session.run_id, files.iter().map(|(_, path)| size(path)).sum());
     let mut replaced: Vec<(String, u64)> = Vec::new();
     for (old_id, path) in &files {
         let name = path.display().to_string();

@@ -152,3 +152,50 @@ def test_a_page_at_the_limit_within_the_general_bound(quarry_binary, tmp_path):
     assert run.rc == 0, run
     assert run.peak_rss_mb < RSS_BOUND_MB, f"peak RSS over {RSS_BOUND_MB} MB: {run}"
 
+
+
+def dump_folder(root, loop):
+    """The fixture batch as a folder, one dump a level down in `a/`; with `loop`, `a/loop -> ..`."""
+    batch = whr.FIXTURES / "corpus" / "batch-1"
+    (root / "a").mkdir(parents=True)
+    for src, dst in (("dump-000.txt", "dump-000.txt"), ("dump-001.txt", "dump-001.txt"),
+                     ("dump-002.txt.gz", "a/dump-002.txt.gz")):
+        (root / dst).write_bytes((batch / src).read_bytes())
+    if loop:
+        (root / "a" / "loop").symlink_to("..")
+    return root
+
+
+def test_a_symlink_loop_in_a_dump_folder_is_one_warning(quarry_binary, tmp_path):
+    """`a/loop -> ..` is skipped with one warning naming it; every other page imports (exit 0)."""
+    counts = {}
+    for loop in (False, True):
+        folder = dump_folder(tmp_path / f"dumps-loop-{loop}", loop)
+        wh = tmp_path / f"wh-loop-{loop}"
+        rc, _, err = whr.run_quarry(["import", "--pipeline", whr.PIPELINE, "--output", wh, folder])
+        assert rc == 0, err
+        assert "panicked" not in err, err
+        warnings = [line for line in err.splitlines() if " WARN quarry: " in line]
+        if loop:
+            assert len(warnings) == 1, err
+            assert warnings[0].endswith(
+                f" WARN quarry: {folder}/a/loop: skipped: a symbolic link that loops back to {folder}"), warnings
+        else:
+            assert warnings == [], err
+        problems = faults.accounting_problems(wh)
+        assert not problems, "\n".join(problems)
+        runs = whr.runs_in_order(wh)
+        assert len(runs) == 1 and runs[0]["files"] == 3, runs
+        counts[loop] = (runs[0]["pages"], whr.num_rows(whr.read_table(wh, "posts")))
+    assert counts[True] == counts[False] and counts[True][1] > 0, counts
+
+
+def test_a_dangling_link_in_a_dump_folder_fails_the_run_naming_it(quarry_binary, tmp_path):
+    """A walk error other than a loop still stops the run before anything is written."""
+    folder = dump_folder(tmp_path / "dumps", loop=False)
+    (folder / "a" / "gone.txt").symlink_to("missing.txt")
+    wh = tmp_path / "wh"
+    rc, _, err = whr.run_import(wh, folder)
+    assert rc == 1, err
+    assert err.startswith(f"quarry: error: {folder}/a/gone.txt: "), err
+    assert whr.run_ids(wh) == set(), "a failed run committed something"

@@ -103,3 +103,30 @@ def test_replay_logs_its_rejects_files(quarry_binary, tmp_path):
     assert rc == 0, err
     msgs = [m for _, m in log_lines([line for line in err.splitlines() if not line.startswith("quarry rejects")])]
     assert [m for m in msgs if m.startswith("reading ") and "/rejects/" in m], msgs
+
+
+@pytest.mark.parametrize("rust_log", ["quarry[file{name=dump-001.txt}]=debug",
+                                      "warn,quarry[file{name=dump-001.txt}]=debug"])
+def test_rust_log_span_filter_selects_one_file(quarry_binary, tmp_path, rust_log):
+    """Each input file is a span `file{name=…}`: a span directive raises the level for that file only."""
+    rc, lines = run(tmp_path, env={"RUST_LOG": rust_log, "QUARRY_PROGRESS_SECS": "3600"})
+    assert rc == 0, lines
+    logs = log_lines(lines)
+    one = "tests/fixtures/corpus/batch-1/dump-001.txt"
+    counts = [COUNTS.match(m) for lvl, m in logs if lvl == "DEBUG"]
+    assert [c.group(1).rstrip(":") for c in counts if c] == [one] and len(counts) == 1, logs
+    reading = [m.split(" ")[1] for _, m in logs if m.startswith("reading ")]
+    if rust_log.startswith("warn,"):
+        assert reading == [one], logs
+    else:
+        assert len(reading) == 3 and one in reading, logs
+
+
+def test_a_bad_rust_log_entry_is_ignored_with_a_warning(quarry_binary, tmp_path):
+    """A typo in a logging setting does not stop an unattended import: one warning names it."""
+    rc, lines = run(tmp_path, env={"RUST_LOG": "warn,quarry=loud"})
+    assert rc == 0, lines
+    logs = log_lines(lines)
+    assert len(logs) == 1 and logs[0][0] == "WARN", logs
+    assert logs[0][1].startswith('RUST_LOG: ignoring "quarry=loud": '), logs
+    assert summary(lines)["pages"] > 0
