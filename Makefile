@@ -1,7 +1,9 @@
 # quarry — the targets mirror CI exactly: `.ci/run` is `make test`.
 SHELL := /bin/bash
 CARGO ?= cargo
-PIPELINE ?= pipelines/alphanode.toml
+# Empty: the alphanode pipeline built into quarry (the same text as pipelines/alphanode.toml).
+PIPELINE ?=
+PIPELINE_ARG = $(if $(PIPELINE),--pipeline $(PIPELINE))
 DUMP ?= samples
 WAREHOUSE ?= warehouse
 # `make import PROFILE=release` for big dumps (a release build with polars takes ~14 min once).
@@ -13,10 +15,10 @@ VENV_STAMP := $(VENV)/.installed
 .PHONY: import test check build lint fmt-check unit py venv clean bench bench-stages nightly report fuzz
 
 import:
-	$(CARGO) run --quiet --profile $(PROFILE) --bin quarry -- import --pipeline $(PIPELINE) --output $(WAREHOUSE) $(DUMP)
+	$(CARGO) run --quiet --profile $(PROFILE) --bin quarry -- import $(PIPELINE_ARG) --output $(WAREHOUSE) $(DUMP)
 
 check:
-	$(CARGO) run --quiet --bin quarry -- check --pipeline $(PIPELINE)
+	$(CARGO) run --quiet --bin quarry -- check $(PIPELINE_ARG)
 
 build:
 	$(CARGO) build --bins
@@ -50,7 +52,7 @@ REPORT ?= $(WAREHOUSE)/report.html
 # One nightly import as the scheduler runs it (deploy/nightly.sh: lock, log, report, exit codes).
 nightly:
 	$(CARGO) build --quiet --profile $(PROFILE) --bin quarry
-	QUARRY_ENV_FILE=/nonexistent QUARRY_BIN=$(CURDIR)/$(QUARRY_EXE) QUARRY_PIPELINE=$(CURDIR)/$(PIPELINE) \
+	QUARRY_ENV_FILE=/nonexistent QUARRY_BIN=$(CURDIR)/$(QUARRY_EXE) QUARRY_PIPELINE=$(if $(PIPELINE),$(abspath $(PIPELINE))) \
 	QUARRY_WAREHOUSE=$(WAREHOUSE) QUARRY_DUMPS="$(DUMP)" QUARRY_REPORT_HTML=$(REPORT) deploy/nightly.sh
 
 report:

@@ -10,7 +10,7 @@
 # /etc/default/quarry-nightly) when it exists (KEY=value lines, as systemd's EnvironmentFile):
 #   QUARRY_WAREHOUSE      warehouse folder (required)
 #   QUARRY_DUMPS          dump folders or files, space separated (required)
-#   QUARRY_PIPELINE       pipeline file (default: pipelines/alphanode.toml of this repository)
+#   QUARRY_PIPELINE       pipeline file (default: the alphanode pipeline built into quarry)
 #   QUARRY_BIN            quarry binary (default: quarry on PATH, else target/release or target/debug here)
 #   QUARRY_LOG            log file, appended to (default: $QUARRY_WAREHOUSE/_quarry/nightly.log)
 #   QUARRY_WAIT           yes (default): wait for a run holding the lock; no: exit 3 at once
@@ -47,8 +47,8 @@ fi
 config_error() { echo "nightly.sh: error: $*" >&2; exit 2; }
 [[ -n "${QUARRY_WAREHOUSE:-}" ]] || config_error "QUARRY_WAREHOUSE is not set (the warehouse folder)"
 [[ -n "${QUARRY_DUMPS:-}" ]] || config_error "QUARRY_DUMPS is not set (dump folders or files)"
-pipeline="${QUARRY_PIPELINE:-$repo/pipelines/alphanode.toml}"
-[[ -f "$pipeline" ]] || config_error "pipeline file not found: $pipeline (set QUARRY_PIPELINE)"
+pipeline="${QUARRY_PIPELINE:-}"
+[[ -z "$pipeline" || -f "$pipeline" ]] || config_error "pipeline file not found: $pipeline (set QUARRY_PIPELINE, or leave it unset for the built-in alphanode pipeline)"
 
 bin="${QUARRY_BIN:-}"
 if [[ -z "$bin" ]]; then
@@ -69,7 +69,8 @@ if ! mkdir -p "$(dirname "$log")" 2>/dev/null || ! touch "$log" 2>/dev/null; the
 fi
 
 read -r -a dumps <<<"$QUARRY_DUMPS"
-cmd=("$bin" import --pipeline "$pipeline" --output "$QUARRY_WAREHOUSE")
+cmd=("$bin" import --output "$QUARRY_WAREHOUSE")
+[[ -z "$pipeline" ]] || cmd+=(--pipeline "$pipeline")
 [[ "${QUARRY_WAIT:-yes}" == no ]] || cmd+=(--wait)
 help="$("$bin" import --help 2>/dev/null || true)"
 if [[ -n "${QUARRY_REPORT_JSON:-}" && "$help" == *--report-json* ]]; then

@@ -1,5 +1,6 @@
 """Operator-facing behaviour of `quarry import`: the JSON run report and the reject-ratio alarm."""
 import json
+import subprocess
 
 import warehouse as whr
 
@@ -36,3 +37,26 @@ def test_reject_ratio_out_of_range_is_a_usage_error(quarry_binary, tmp_path):
     rc, _, err = whr.run_quarry(whr.import_args(tmp_path / "wh", VARIATIONS) + ["--max-reject-ratio", "1.5"])
     assert rc == 2 and "--max-reject-ratio 1.5" in err, err
     assert not (tmp_path / "wh").exists()
+
+
+def test_import_with_no_other_argument_uses_the_builtin_pipeline_and_dot_warehouse(quarry_binary, tmp_path):
+    """`quarry import samples/` anywhere: the built-in alphanode pipeline, into ./warehouse."""
+    proc = subprocess.run([str(quarry_binary), "import", str(whr.REPO_ROOT / "samples")], cwd=tmp_path,
+                          capture_output=True, text=True, env=whr._env(None))
+    assert proc.returncode == 0, proc.stderr
+    assert "quarry import: run" in proc.stderr
+    default = tmp_path / "warehouse"
+    rc, _, err = whr.run_import(tmp_path / "named", "samples")
+    assert rc == 0, err
+    got, want = whr.runs_in_order(default)[0], whr.runs_in_order(tmp_path / "named")[0]
+    for k in ("files", "pages", "imported", "duplicates", "rejected", "issues"):
+        assert got[k] == want[k], k
+    assert got["pipeline"] == "alphanode (pipelines/alphanode.toml (built in))", got["pipeline"]
+    hashes = lambda wh: sorted(whr.read_table(wh, "posts", columns=["hash"]).column("hash").to_pylist())
+    assert hashes(default) == hashes(tmp_path / "named")
+
+
+def test_check_with_no_file_checks_the_builtin_pipeline(quarry_binary):
+    rc, out, err = whr.run_quarry(["check"])
+    assert rc == 0, err
+    assert out.startswith("pipelines/alphanode.toml (built in): ok"), out
