@@ -1,7 +1,7 @@
 //! The report's charts, drawn with plotters' SVG backend into strings (text as SVG `<text>`, so no
 //! font files are needed: the browser lays the text out).
 
-use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::ranged1d::{SegmentValue, SegmentedCoord};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -94,34 +94,59 @@ pub fn runs_lines(title: &str, labels: &[String], series: &[(&str, Vec<f64>)]) -
     })
 }
 
+/// A chart of labelled rows over `0..xmax` (the first label on top), its mesh drawn: the frame of
+/// the bar and box charts.
+fn rows_chart<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    title: &str,
+    x_desc: &str,
+    labels: &[&str],
+    xmax: f64,
+    x_decimals: usize,
+) -> DrawResult<RowsChart<'a, 'b>> {
+    let n = labels.len().max(1);
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(4);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size((longest as u32 * 8 + 16).clamp(60, 380))
+        .build_cartesian_2d(0f64..xmax, (0..n as i32 - 1).into_segmented())?;
+    chart
+        .configure_mesh()
+        .light_line_style(TRANSPARENT)
+        .disable_y_mesh()
+        .y_labels(n)
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => labels.get(n - 1 - *i as usize).map(|l| l.to_string()).unwrap_or_default(),
+            _ => String::new(),
+        })
+        .x_label_formatter(&|x| format!("{x:.x_decimals$}"))
+        .x_desc(x_desc)
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .draw()?;
+    Ok(chart)
+}
+
+type RowsChart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, SegmentedCoord<plotters::coord::types::RangedCoordi32>>,
+>;
+
+/// The height of a chart of `rows` rows.
+fn rows_height(rows: usize) -> u32 {
+    (rows.max(1) as u32 * 26 + 110).max(180)
+}
+
 /// Horizontal bars, one per label.
 pub fn hbars(title: &str, x_desc: &str, items: &[(String, f64)], color: RGBColor) -> String {
     let n = items.len().max(1);
-    let longest = items.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(4);
-    let label_area = (longest as u32 * 8 + 16).clamp(60, 340);
-    let h = (n as u32 * 26 + 110).max(180);
     let xmax = nice_max(items.iter().map(|(_, v)| *v).fold(0.0, f64::max));
-    svg(900, h, |root| {
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 22))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(label_area)
-            .build_cartesian_2d(0f64..xmax, (0..n as i32 - 1).into_segmented())?;
-        chart
-            .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .disable_y_mesh()
-            .y_labels(n)
-            .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => items.get(n - 1 - *i as usize).map(|(l, _)| l.clone()).unwrap_or_default(),
-                _ => String::new(),
-            })
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .x_desc(x_desc)
-            .label_style((FONT, 14))
-            .axis_desc_style((FONT, 15))
-            .draw()?;
+    let labels: Vec<&str> = items.iter().map(|(l, _)| l.as_str()).collect();
+    svg(900, rows_height(n), |root| {
+        let mut chart = rows_chart(&root, title, x_desc, &labels, xmax, 0)?;
         // The first item on top.
         let row = |i: usize| (n - 1 - i) as i32;
         chart.draw_series(items.iter().enumerate().map(|(i, (_, v))| {
@@ -222,32 +247,9 @@ impl BoxStats {
 /// Horizontal box plots on [0, 1]: whiskers min–max, box q1–q3, a bar at the median, a dot at the mean.
 pub fn boxes(title: &str, x_desc: &str, groups: &[BoxStats]) -> String {
     let n = groups.len().max(1);
-    let longest = groups.iter().map(|g| g.label.chars().count()).max().unwrap_or(4);
-    let label_area = (longest as u32 * 8 + 16).clamp(60, 380);
-    let h = (n as u32 * 26 + 110).max(180);
-    svg(900, h, |root| {
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 22))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(label_area)
-            .build_cartesian_2d(0f64..1f64, (0..n as i32 - 1).into_segmented())?;
-        chart
-            .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .disable_y_mesh()
-            .y_labels(n)
-            .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => {
-                    groups.get(n - 1 - *i as usize).map(|g| g.label.clone()).unwrap_or_default()
-                }
-                _ => String::new(),
-            })
-            .x_label_formatter(&|x| format!("{x:.1}"))
-            .x_desc(x_desc)
-            .label_style((FONT, 14))
-            .axis_desc_style((FONT, 15))
-            .draw()?;
+    let labels: Vec<&str> = groups.iter().map(|g| g.label.as_str()).collect();
+    svg(900, rows_height(n), |root| {
+        let mut chart = rows_chart(&root, title, x_desc, &labels, 1.0, 1)?;
         let color = PALETTE[0];
         for (i, g) in groups.iter().enumerate() {
             // The first group on top.
