@@ -217,3 +217,20 @@ pub(crate) fn runs_row(
     )
     .map_err(Error::stage("building the runs row"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_exits_by_its_outcome() {
+        let mut s = RunSummary { pages: 10, rejected: 6, ..RunSummary::default() };
+        assert_eq!(s.exit_code(None), Exit::Ok, "rejects are data");
+        assert_eq!(s.exit_code(Some(0.7)), Exit::Ok);
+        assert_eq!(s.exit_code(Some(0.5)), Exit::RejectRatio);
+        s.bad_files.push("a.txt.gz".into());
+        assert_eq!(s.exit_code(None), Exit::BadInput);
+        assert_eq!(s.exit_code(Some(0.5)), Exit::RejectRatio, "the ratio is checked first");
+        assert_eq!(RunSummary::default().reject_ratio(), 0.0, "no pages, no share");
+    }
+}
