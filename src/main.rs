@@ -174,7 +174,11 @@ enum RejectsCommand {
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {
-    if e.chain().any(|c| c.is::<ConfigError>() || c.is::<UsageError>() || c.is::<quarry::query::SqlError>()) {
+    if e.chain().any(|c| {
+        c.is::<ConfigError>()
+            || c.is::<UsageError>()
+            || c.downcast_ref::<quarry::query::QueryError>().is_some_and(quarry::query::QueryError::is_usage)
+    }) {
         EXIT_CONFIG
     } else if e
         .chain()
@@ -219,8 +223,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             } else {
                 quarry::query::Format::Table
             };
-            let out = quarry::query::query(&warehouse, &sql, format)?;
-            std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes())?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            quarry::query::query(&warehouse, &sql, format, &mut out)?;
             Ok(EXIT_OK)
         }
         Command::Report { warehouse, html } => {

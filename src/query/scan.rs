@@ -1,0 +1,108 @@
+//! The warehouse tables as polars lazy scans over the Parquet files of finished runs.
+//!
+//! Polars plans each query over these scans, so it reads only the columns and row groups the query
+//! needs (projection and predicate push-down). `posts` gains `ingest_date`, a date taken from each
+//! file's `ingest_date=YYYY-MM-DD` folder (null outside such a folder), as DuckDB's hive partitioning
+//! shows it. The date is a literal per folder rather than polars' hive parsing, which reads `k=v`
+//! out of every folder of an absolute path, the warehouse's parents included.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use arrow::array::{new_empty_array, ArrayRef};
+use arrow::compute::kernels::cast_utils::Parser;
+use arrow::datatypes::{DataType as ArrowType, Date32Type, SchemaRef};
+use polars::prelude::{concat, lit, DataType, IntoLazy, LazyFrame, PlRefPath, ScanArgsParquet, UnionArgs, NULL};
+
+use super::{QueryError, INGEST_DATE};
+use crate::load::schema;
+use crate::load::warehouse::{Warehouse, DUPLICATES, POSTS, REJECTS, RUNS};
+use crate::transform::ffi;
+
+/// The contract schema of a table, or None for a name that is not one.
+pub fn contract(table: &str) -> Option<SchemaRef> {
+    match table {
+        POSTS => Some(schema::posts()),
+        REJECTS => Some(schema::rejects()),
+        DUPLICATES => Some(schema::duplicates()),
+        RUNS => Some(schema::runs()),
+        _ => None,
+    }
+}
+
+/// A table of the finished runs as a lazy frame (`table` must be one of `TABLES`).
+pub fn table(wh: &Warehouse, finished: &BTreeSet<String>, table: &str) -> Result<LazyFrame, QueryError> {
+    let Some(contract) = contract(table) else {
+        return Err(QueryError::UnknownTable { name: table.to_string() });
+    };
+    // Every runs file is finished by definition; the other tables' files count once their run has one.
+    let files: Vec<PathBuf> = wh
+        .table_files(table)?
+        .into_iter()
+        .filter(|(run_id, _)| table == RUNS || finished.contains(run_id))
+        .map(|(_, path)| path)
+        .collect();
+    if files.is_empty() {
+        return empty(&contract, table == POSTS);
+    }
+    if table != POSTS {
+        return scan(&files);
+    }
+    // One scan per ingest_date folder, each with its date as a literal column, in date order.
+    let mut by_date: BTreeMap<Option<i32>, Vec<PathBuf>> = BTreeMap::new();
+    for path in files {
+        by_date.entry(folder_date(&path)).or_default().push(path);
+    }
+    let parts = by_date
+        .into_iter()
+        .map(|(date, paths)| {
+            let day = match date {
+                Some(days) => lit(days).cast(DataType::Date),
+                None => lit(NULL).cast(DataType::Date),
+            };
+            Ok(scan(&paths)?.with_column(day.alias(INGEST_DATE)))
+        })
+        .collect::<Result<Vec<_>, QueryError>>()?;
+    match <[LazyFrame; 1]>::try_from(parts) {
+        Ok([one]) => Ok(one),
+        Err(parts) => concat(parts, UnionArgs::default()).map_err(QueryError::Sql),
+    }
+}
+
+/// A lazy scan over Parquet files, taken by name (no glob expansion: `[` is a valid file name byte).
+fn scan(paths: &[PathBuf]) -> Result<LazyFrame, QueryError> {
+    let sources =
+        paths.iter().map(|p| PlRefPath::try_from_path(p)).collect::<Result<Vec<_>, _>>().map_err(QueryError::Sql)?;
+    let args = ScanArgsParquet { glob: false, ..ScanArgsParquet::default() };
+    LazyFrame::scan_parquet_files(sources.into(), args).map_err(QueryError::Sql)
+}
+
+/// Days since the epoch of a file's `ingest_date=YYYY-MM-DD` folder, if it is in one.
+fn folder_date(path: &Path) -> Option<i32> {
+    let folder = path.parent()?.file_name()?.to_str()?;
+    Date32Type::parse(folder.strip_prefix(&format!("{INGEST_DATE}="))?)
+}
+
+/// A table without files: no rows, the contract's columns (and `ingest_date` for posts).
+fn empty(contract: &SchemaRef, with_ingest_date: bool) -> Result<LazyFrame, QueryError> {
+    let mut columns: Vec<(String, ArrayRef)> =
+        contract.fields().iter().map(|f| (f.name().clone(), new_empty_array(f.data_type()))).collect();
+    if with_ingest_date {
+        columns.push((INGEST_DATE.into(), new_empty_array(&ArrowType::Date32)));
+    }
+    let refs: Vec<(&str, &ArrayRef)> = columns.iter().map(|(n, a)| (n.as_str(), a)).collect();
+    Ok(ffi::to_frame(&refs)?.lazy())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_dates() {
+        let p = Path::new("/w/a=b/posts/ingest_date=2026-11-26/20261126T141805.331773Z.parquet");
+        assert_eq!(folder_date(p), Some(20783));
+        assert_eq!(folder_date(Path::new("/w/posts/ingest_date=soon/r.parquet")), None);
+        assert_eq!(folder_date(Path::new("/w/posts/r.parquet")), None);
+    }
+}
