@@ -10,9 +10,10 @@ mod write;
 
 use std::collections::BTreeSet;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use arrow::error::ArrowError;
+use parquet::errors::ParquetError;
 use polars::prelude::{DataFrame, LazyFrame, PolarsError};
 use polars::sql::{extract_table_identifiers, SQLContext};
 
@@ -20,7 +21,7 @@ use crate::load::warehouse::{Warehouse, WarehouseError};
 use crate::transform::ffi::BoundaryError;
 
 pub use scan::contract;
-pub use write::{batches, nested_as_json, one_line, readable_float, texts, write, BATCH_ROWS, MAX_CELL};
+pub use write::{batches, texts, write};
 
 /// The tables a query can name.
 pub const TABLES: [&str; 4] = ["posts", "rejects", "duplicates", "runs"];
@@ -49,9 +50,16 @@ pub enum QueryError {
     /// Polars could not parse, plan or run the query (bad SQL, unknown column, type error).
     #[error("query: {0}")]
     Sql(#[source] PolarsError),
-    /// A table file could not be read.
+    /// Polars could not read the table files.
     #[error("query: cannot read the tables: {0}")]
     Read(#[source] PolarsError),
+    /// A table file is not a readable Parquet file.
+    #[error("{}: cannot read this table file: {source}", path.display())]
+    BadFile {
+        path: PathBuf,
+        #[source]
+        source: ParquetError,
+    },
     /// The warehouse folder could not be listed.
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
@@ -114,32 +122,59 @@ impl Reader {
     /// A table (any case) as a lazy scan of its finished runs' files; `posts` with `ingest_date`.
     pub fn table(&self, name: &str) -> Result<LazyFrame, QueryError> {
         let table = table_name(name).ok_or_else(|| QueryError::UnknownTable { name: name.to_string() })?;
-        scan::table(&self.wh, &self.finished, table)
+        scan::table(table, &scan::files(&self.wh, &self.finished, table)?)
     }
 
     /// One SQL statement as a lazy frame over the tables it names, each registered under every
     /// spelling the query uses.
     pub fn plan(&self, sql: &str) -> Result<LazyFrame, QueryError> {
-        let names = extract_table_identifiers(sql, false, true).map_err(QueryError::Sql)?;
-        let mut ctx = SQLContext::new();
-        let mut others = Vec::new();
-        for name in names {
-            match table_name(&name) {
-                Some(table) => ctx.register(&name, scan::table(&self.wh, &self.finished, table)?),
-                // A common table expression, a table function, or a mistake polars will report.
-                None => others.push(name),
-            }
-        }
-        ctx.execute(sql).map_err(|e| match others.iter().find(|n| is_missing_relation(&e, n)) {
-            Some(name) => QueryError::UnknownTable { name: name.clone() },
-            None => QueryError::from_polars(e),
-        })
+        Ok(self.planned(sql)?.0)
     }
 
     /// Runs one SQL statement to its result.
     pub fn sql(&self, sql: &str) -> Result<DataFrame, QueryError> {
-        self.plan(sql)?.collect().map_err(QueryError::from_polars)
+        let (plan, files) = self.planned(sql)?;
+        plan.collect().map_err(|e| blame(e, &files))
     }
+
+    /// The plan and the files it reads.
+    fn planned(&self, sql: &str) -> Result<(LazyFrame, Vec<PathBuf>), QueryError> {
+        let names = extract_table_identifiers(sql, false, true).map_err(QueryError::Sql)?;
+        let mut ctx = SQLContext::new();
+        let mut files = Vec::new();
+        let mut others = Vec::new();
+        for name in names {
+            match table_name(&name) {
+                Some(table) => {
+                    let table_files = scan::files(&self.wh, &self.finished, table)?;
+                    ctx.register(&name, scan::table(table, &table_files)?);
+                    files.extend(table_files);
+                }
+                // A common table expression, a table function, or a mistake polars will report.
+                None => others.push(name),
+            }
+        }
+        match ctx.execute(sql) {
+            Ok(plan) => Ok((plan, files)),
+            Err(e) => match others.iter().find(|n| is_missing_relation(&e, n)) {
+                Some(name) => Err(QueryError::UnknownTable { name: name.clone() }),
+                None => Err(blame(e, &files)),
+            },
+        }
+    }
+}
+
+/// A polars error as a query error, naming the unreadable table file behind it if there is one
+/// (polars' Parquet errors do not say which file).
+fn blame(e: PolarsError, files: &[PathBuf]) -> QueryError {
+    let of_the_query =
+        matches!(e, PolarsError::SQLInterface(_) | PolarsError::SQLSyntax(_) | PolarsError::ColumnNotFound(_));
+    if !of_the_query {
+        if let Some(bad) = files.iter().find_map(|f| scan::check_file(f).err()) {
+            return bad;
+        }
+    }
+    QueryError::from_polars(e)
 }
 
 /// Whether polars failed because no table or common table expression has this name.
@@ -237,6 +272,20 @@ mod tests {
         assert_eq!(texts(&df, "ingest_date").unwrap(), [Some("2026-11-26".into())]);
         assert_eq!(df.column(INGEST_DATE).unwrap().dtype(), &polars::prelude::DataType::Date);
         assert_eq!(count(&reader, "SELECT count(*) AS n FROM rejects WHERE run_id = 'r2'"), [Some("0".into())]);
+    }
+
+    #[test]
+    fn an_unreadable_file_is_named() {
+        let dir = warehouse();
+        let file = dir.path().join("rejects/r1.parquet");
+        let bytes = fs::read(&file).unwrap();
+        fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+        let reader = Reader::open(dir.path()).unwrap();
+        let e = reader.sql("SELECT count(*) AS n FROM rejects").unwrap_err();
+        assert!(matches!(&e, QueryError::BadFile { path, .. } if path == &file), "{e:?}");
+        assert!(!e.is_usage());
+        // Queries that do not read the file still run.
+        assert_eq!(count(&reader, "SELECT count(*) AS n FROM posts"), [Some("2".into())]);
     }
 
     #[test]

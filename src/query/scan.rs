@@ -7,11 +7,14 @@
 //! out of every folder of an absolute path, the warehouse's parents included.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{new_empty_array, ArrayRef};
 use arrow::compute::kernels::cast_utils::Parser;
 use arrow::datatypes::{DataType as ArrowType, Date32Type, SchemaRef};
+use parquet::errors::ParquetError;
+use parquet::file::reader::SerializedFileReader;
 use polars::prelude::{concat, lit, DataType, IntoLazy, LazyFrame, PlRefPath, ScanArgsParquet, UnionArgs, NULL};
 
 use super::{QueryError, INGEST_DATE};
@@ -30,28 +33,32 @@ pub fn contract(table: &str) -> Option<SchemaRef> {
     }
 }
 
-/// A table of the finished runs as a lazy frame (`table` must be one of `TABLES`).
-pub fn table(wh: &Warehouse, finished: &BTreeSet<String>, table: &str) -> Result<LazyFrame, QueryError> {
-    let Some(contract) = contract(table) else {
-        return Err(QueryError::UnknownTable { name: table.to_string() });
-    };
+/// The files of a table that belong to finished runs, in run order (`table` one of `TABLES`).
+pub fn files(wh: &Warehouse, finished: &BTreeSet<String>, table: &str) -> Result<Vec<PathBuf>, QueryError> {
     // Every runs file is finished by definition; the other tables' files count once their run has one.
-    let files: Vec<PathBuf> = wh
+    Ok(wh
         .table_files(table)?
         .into_iter()
         .filter(|(run_id, _)| table == RUNS || finished.contains(run_id))
         .map(|(_, path)| path)
-        .collect();
+        .collect())
+}
+
+/// A table as a lazy frame over its files (from `files`).
+pub fn table(table: &str, files: &[PathBuf]) -> Result<LazyFrame, QueryError> {
+    let Some(contract) = contract(table) else {
+        return Err(QueryError::UnknownTable { name: table.to_string() });
+    };
     if files.is_empty() {
         return empty(&contract, table == POSTS);
     }
     if table != POSTS {
-        return scan(&files);
+        return scan(files);
     }
     // One scan per ingest_date folder, each with its date as a literal column, in date order.
     let mut by_date: BTreeMap<Option<i32>, Vec<PathBuf>> = BTreeMap::new();
     for path in files {
-        by_date.entry(folder_date(&path)).or_default().push(path);
+        by_date.entry(folder_date(path)).or_default().push(path.clone());
     }
     let parts = by_date
         .into_iter()
@@ -75,6 +82,14 @@ fn scan(paths: &[PathBuf]) -> Result<LazyFrame, QueryError> {
         paths.iter().map(|p| PlRefPath::try_from_path(p)).collect::<Result<Vec<_>, _>>().map_err(QueryError::Sql)?;
     let args = ScanArgsParquet { glob: false, ..ScanArgsParquet::default() };
     LazyFrame::scan_parquet_files(sources.into(), args).map_err(QueryError::Sql)
+}
+
+/// Reads a file's Parquet footer: finds the file to blame when polars fails without naming it.
+pub fn check_file(path: &Path) -> Result<(), QueryError> {
+    let bad = |source: ParquetError| QueryError::BadFile { path: path.to_path_buf(), source };
+    let file = fs::File::open(path).map_err(|e| bad(e.into()))?;
+    SerializedFileReader::new(file).map_err(bad)?;
+    Ok(())
 }
 
 /// Days since the epoch of a file's `ingest_date=YYYY-MM-DD` folder, if it is in one.

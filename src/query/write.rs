@@ -20,9 +20,9 @@ use super::{Format, QueryError};
 use crate::transform::ffi;
 
 /// Rows per Arrow batch written.
-pub const BATCH_ROWS: usize = 16_384;
+const BATCH_ROWS: usize = 16_384;
 /// Longest cell of the aligned table, in characters; longer ones end in `…`.
-pub const MAX_CELL: usize = 60;
+const MAX_CELL: usize = 60;
 /// Timestamps with a zone (the warehouse's are UTC): RFC 3339 with `Z`.
 const TIMESTAMP_UTC: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 /// Timestamps without a zone: the same without `Z`, since they name no instant.
@@ -111,9 +111,8 @@ fn write_csv(df: &DataFrame, out: &mut Sink) -> Result<(), QueryError> {
 }
 
 fn write_json(df: &DataFrame, out: &mut Sink) -> Result<(), QueryError> {
-    let options = json_options();
     let mut w = arrow::json::WriterBuilder::new()
-        .with_explicit_nulls(options.explicit_nulls())
+        .with_explicit_nulls(true)
         .with_timestamp_tz_format(TIMESTAMP_UTC.into())
         .with_timestamp_format(TIMESTAMP_LOCAL.into())
         .build::<_, LineDelimited>(out);
@@ -149,7 +148,7 @@ pub fn texts(df: &DataFrame, column: &str) -> Result<Vec<Option<String>>, QueryE
 
 /// A batch with each list, struct or map column as a column of its JSON text (what arrow-csv cannot
 /// write itself).
-pub fn nested_as_json(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+fn nested_as_json(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
     if !batch.schema().fields().iter().any(|f| f.data_type().is_nested()) {
         return Ok(batch.clone());
     }
@@ -219,7 +218,7 @@ fn table_cells(batch: &RecordBatch) -> Result<RecordBatch, QueryError> {
 
 /// A float for people: six decimals without trailing zeros, or six significant digits in
 /// scientific notation when that would show too little or too many digits.
-pub fn readable_float(f: f64) -> String {
+fn readable_float(f: f64) -> String {
     if f == 0.0 || !f.is_finite() {
         return f.to_string();
     }
@@ -234,7 +233,7 @@ pub fn readable_float(f: f64) -> String {
 }
 
 /// A value on one line (control characters escaped), cut to `max` characters with `…`.
-pub fn one_line(s: &str, max: usize) -> String {
+fn one_line(s: &str, max: usize) -> String {
     let max = max.max(1);
     let mut line: Vec<char> = Vec::with_capacity(max + 1);
     // Escaping stops one character past `max`: enough to know the value was cut.

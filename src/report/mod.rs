@@ -102,25 +102,23 @@ pub fn gather(warehouse: &Path) -> Result<ReportData> {
         "SELECT run_id, started_at, files, files_skipped, pages, imported, duplicates, rejected, issues, status \
          FROM runs ORDER BY run_id",
     )?;
-    let (ids, started, status) = (texts(&runs, "run_id")?, texts(&runs, "started_at")?, texts(&runs, "status")?);
-    let counts = ["files", "files_skipped", "pages", "imported", "duplicates", "rejected", "issues"]
-        .map(|c| ints(&runs, c))
-        .into_iter()
-        .collect::<Result<Vec<_>>>()?;
-    for (r, ((run_id, started_at), status)) in ids.into_iter().zip(started).zip(status).enumerate() {
-        let [files, files_skipped, pages, imported, duplicates, rejected, issues] =
-            [0, 1, 2, 3, 4, 5, 6].map(|c| counts[c][r]);
+    let text = |c| texts(&runs, c);
+    let (run_ids, started, status) = (text("run_id")?, text("started_at")?, text("status")?);
+    let int = |c| ints(&runs, c);
+    let (files, skipped, pages, imported) = (int("files")?, int("files_skipped")?, int("pages")?, int("imported")?);
+    let (duplicates, rejected, issues) = (int("duplicates")?, int("rejected")?, int("issues")?);
+    for (r, run_id) in run_ids.into_iter().enumerate() {
         d.runs.push(RunRow {
             run_id,
-            started_at,
-            files,
-            files_skipped,
-            pages,
-            imported,
-            duplicates,
-            rejected,
-            issues,
-            status,
+            started_at: started[r].clone(),
+            files: files[r],
+            files_skipped: skipped[r],
+            pages: pages[r],
+            imported: imported[r],
+            duplicates: duplicates[r],
+            rejected: rejected[r],
+            issues: issues[r],
+            status: status[r].clone(),
         });
     }
 
@@ -167,8 +165,9 @@ fn topic_boxes(reader: &Reader) -> Result<(Vec<BoxStats>, usize)> {
     ))?;
     let others = topic_count.saturating_sub(TOP_TOPICS);
     let (groups, topics, n) = (ints(&stats, "grp")?, texts(&stats, "topic")?, ints(&stats, "n")?);
-    let [mean, min, max, q1, median, q3] =
-        ["mean", "min", "max", "q1", "median", "q3"].map(|c| floats(&stats, c).unwrap_or_default());
+    let float = |c| floats(&stats, c);
+    let (mean, min, max) = (float("mean")?, float("min")?, float("max")?);
+    let (q1, median, q3) = (float("q1")?, float("median")?, float("q3")?);
     let mut boxes = Vec::new();
     for r in 0..stats.height() {
         // A group whose posts all lack the value has nothing to draw.
