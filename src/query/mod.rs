@@ -215,12 +215,15 @@ mod tests {
         w.close().unwrap();
     }
 
-    /// Run `r1` finished (2 posts, 3 rejects), run `r2` without its runs row (1 post, 1 reject).
+    /// Runs `r1` (2 posts, 3 rejects) and `r3` (1 post, a day later) finished, `r2` without its runs
+    /// row (1 post, 1 reject).
     fn warehouse() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let wh = dir.path();
         write_file(&wh.join("runs/r1.parquet"), contract("runs").unwrap(), "r1", 1);
         write_file(&wh.join("posts/ingest_date=2026-11-26/r1.parquet"), contract("posts").unwrap(), "r1", 2);
+        write_file(&wh.join("runs/r3.parquet"), contract("runs").unwrap(), "r3", 1);
+        write_file(&wh.join("posts/ingest_date=2026-11-28/r3.parquet"), contract("posts").unwrap(), "r3", 1);
         write_file(&wh.join("rejects/r1.parquet"), contract("rejects").unwrap(), "r1", 3);
         write_file(&wh.join("posts/ingest_date=2026-11-27/r2.parquet"), contract("posts").unwrap(), "r2", 1);
         write_file(&wh.join("rejects/r2.parquet"), contract("rejects").unwrap(), "r2", 1);
@@ -235,14 +238,17 @@ mod tests {
     fn table_names_ignore_case() {
         let dir = warehouse();
         let reader = Reader::open(dir.path()).unwrap();
-        assert_eq!(count(&reader, "SELECT count(*) AS n FROM posts"), [Some("2".into())]);
-        assert_eq!(count(&reader, "SELECT count(*) AS n FROM Posts"), [Some("2".into())]);
+        assert_eq!(count(&reader, "SELECT count(*) AS n FROM posts"), [Some("3".into())]);
+        assert_eq!(count(&reader, "SELECT count(*) AS n FROM Posts"), [Some("3".into())]);
         assert_eq!(count(&reader, "SELECT count(*) AS n FROM REJECTS"), [Some("3".into())]);
         assert_eq!(
             count(&reader, "SELECT count(*) AS n FROM posts p JOIN Posts q ON p.hash = q.hash"),
-            [Some("2".into())]
+            [Some("3".into())]
         );
-        assert_eq!(count(&reader, "WITH x AS (SELECT * FROM RUNS) SELECT count(*) AS n FROM x"), [Some("1".into())]);
+        assert_eq!(count(&reader, "WITH x AS (SELECT * FROM RUNS) SELECT count(*) AS n FROM x"), [Some("2".into())]);
+        // polars counts a union as a UInt128 sum of its parts (the `dtype-u128` feature).
+        let union = "SELECT count(*) AS n FROM (SELECT run_id FROM runs UNION ALL SELECT run_id FROM RUNS) t";
+        assert_eq!(count(&reader, union), [Some("4".into())]);
     }
 
     #[test]
@@ -259,17 +265,18 @@ mod tests {
         let e = reader.sql("SELECT nope FROM runs").unwrap_err();
         assert!(matches!(e, QueryError::Sql(_)) && e.is_usage(), "{e:?}");
         assert!(reader.sql("SELEC 1").unwrap_err().is_usage());
-        assert_eq!(reader.table("RUNS").unwrap().collect().unwrap().height(), 1);
+        assert_eq!(reader.table("RUNS").unwrap().collect().unwrap().height(), 2);
     }
 
     #[test]
     fn only_finished_runs_are_read_and_posts_have_their_ingest_date() {
         let dir = warehouse();
         let reader = Reader::open(dir.path()).unwrap();
-        let df =
-            reader.sql("SELECT run_id, ingest_date, count(*) AS n FROM posts GROUP BY run_id, ingest_date").unwrap();
-        assert_eq!(texts(&df, "run_id").unwrap(), [Some("r1".into())]);
-        assert_eq!(texts(&df, "ingest_date").unwrap(), [Some("2026-11-26".into())]);
+        let sql = "SELECT run_id, ingest_date, count(*) AS n FROM posts GROUP BY run_id, ingest_date ORDER BY run_id";
+        let df = reader.sql(sql).unwrap();
+        assert_eq!(texts(&df, "run_id").unwrap(), [Some("r1".into()), Some("r3".into())]);
+        assert_eq!(texts(&df, "ingest_date").unwrap(), [Some("2026-11-26".into()), Some("2026-11-28".into())]);
+        assert_eq!(texts(&df, "n").unwrap(), [Some("2".into()), Some("1".into())]);
         assert_eq!(df.column(INGEST_DATE).unwrap().dtype(), &polars::prelude::DataType::Date);
         assert_eq!(count(&reader, "SELECT count(*) AS n FROM rejects WHERE run_id = 'r2'"), [Some("0".into())]);
     }
@@ -285,7 +292,7 @@ mod tests {
         assert!(matches!(&e, QueryError::BadFile { path, .. } if path == &file), "{e:?}");
         assert!(!e.is_usage());
         // Queries that do not read the file still run.
-        assert_eq!(count(&reader, "SELECT count(*) AS n FROM posts"), [Some("2".into())]);
+        assert_eq!(count(&reader, "SELECT count(*) AS n FROM posts"), [Some("3".into())]);
     }
 
     #[test]
