@@ -72,16 +72,16 @@ pub fn table(table: &str, files: &[PathBuf]) -> Result<LazyFrame, QueryError> {
         .collect::<Result<Vec<_>, QueryError>>()?;
     match <[LazyFrame; 1]>::try_from(parts) {
         Ok([one]) => Ok(one),
-        Err(parts) => concat(parts, UnionArgs::default()).map_err(QueryError::Sql),
+        Err(parts) => concat(parts, UnionArgs::default()).map_err(QueryError::Read),
     }
 }
 
 /// A lazy scan over Parquet files, taken by name (no glob expansion: `[` is a valid file name byte).
 fn scan(paths: &[PathBuf]) -> Result<LazyFrame, QueryError> {
     let sources =
-        paths.iter().map(|p| PlRefPath::try_from_path(p)).collect::<Result<Vec<_>, _>>().map_err(QueryError::Sql)?;
+        paths.iter().map(|p| PlRefPath::try_from_path(p)).collect::<Result<Vec<_>, _>>().map_err(QueryError::Read)?;
     let args = ScanArgsParquet { glob: false, ..ScanArgsParquet::default() };
-    LazyFrame::scan_parquet_files(sources.into(), args).map_err(QueryError::Sql)
+    LazyFrame::scan_parquet_files(sources.into(), args).map_err(QueryError::Read)
 }
 
 /// Reads a file's Parquet footer: finds the file to blame when polars fails without naming it.

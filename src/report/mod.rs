@@ -79,7 +79,7 @@ fn single(reader: &Reader, sql: &str) -> Result<i64> {
     Ok(ints(&reader.sql(sql)?, "n")?.first().copied().unwrap_or(0))
 }
 
-/// Counts per bin 0..bins from a (bin, n) result where polars clamped the bins; the null bin apart.
+/// Counts per bin 0..bins from a (bin, n) result, bins outside counted in the end bins; nulls apart.
 fn bins(df: &DataFrame, bins: usize) -> Result<(Vec<u64>, u64)> {
     let mut counts = vec![0u64; bins];
     let mut nulls = 0;
