@@ -136,9 +136,10 @@ pub fn gather(warehouse: &Path) -> Result<ReportData> {
     let sql = "SELECT FLOOR(completeness * 10) AS bin, count(*) AS n FROM posts GROUP BY bin";
     d.completeness_bins = bins(&reader.sql(sql)?, 10)?;
 
-    // Posts per issue code: a code counts once per post.
+    // Posts per issue code: a code counts once per post (hash is unique in posts).
     let codes = reader.sql(
-        "SELECT code, count(*) AS n FROM (SELECT DISTINCT hash, UNNEST(issues) AS code FROM posts) \
+        "SELECT code, count(*) AS n \
+         FROM (SELECT DISTINCT hash, UNNEST(issues) AS code FROM posts WHERE array_length(issues) > 0) \
          WHERE code IS NOT NULL GROUP BY code ORDER BY n DESC, code",
     )?;
     d.issue_codes = texts(&codes, "code")?.into_iter().zip(ints(&codes, "n")?).collect();
