@@ -46,9 +46,12 @@ pub enum Error {
     /// The pipeline file cannot be used.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// A query polars could not plan or run (bad SQL, an unknown table or column, a type error).
-    #[error("query: {0}")]
-    Query(#[source] polars::prelude::PolarsError),
+    /// A query that cannot run as written (bad SQL, an unknown table or column, a type error).
+    #[error("{0}")]
+    Query(Box<dyn std::error::Error + Send + Sync>),
+    /// Reading the warehouse back (a query or the report) failed on its files or on the result.
+    #[error("{0}")]
+    Reader(Box<dyn std::error::Error + Send + Sync>),
     /// Another run holds the warehouse.
     #[error(transparent)]
     Locked(#[from] LockedError),
@@ -90,6 +93,7 @@ impl Error {
             | Error::Warehouse(_)
             | Error::Write(_)
             | Error::Io { .. }
+            | Error::Reader(_)
             | Error::Stage { .. }
             | Error::Thread(_) => Exit::Failed,
         }

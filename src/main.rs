@@ -222,12 +222,12 @@ fn run(cli: Cli) -> Result<Exit, Error> {
             } else {
                 quarry::query::Format::Table
             };
-            let out = quarry::query::query(&warehouse, &sql, format).map_err(reader_error)?;
-            std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes()).map_err(Error::io("stdout"))?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            quarry::query::query(&warehouse, &sql, format, &mut out)?;
             Ok(Exit::Ok)
         }
         Command::Report { warehouse, html } => {
-            let charts = quarry::report::write_html(&warehouse, &html).map_err(reader_error)?;
+            let charts = quarry::report::write_html(&warehouse, &html)?;
             eprintln!("quarry report: {} charts into {}", charts, html.display());
             Ok(Exit::Ok)
         }
@@ -254,14 +254,6 @@ fn run(cli: Cli) -> Result<Exit, Error> {
             let summary = quarry::run::import(&p, &opts, &inputs, &Progress::for_cli(run.quiet, run.verbose))?;
             after_import(&summary, &opts, run.quiet, report_json.as_deref(), max_reject_ratio)
         }
-    }
-}
-
-/// TEMPORARY until the query branch lands: the readers still return anyhow.
-fn reader_error(e: anyhow::Error) -> Error {
-    match e.downcast::<quarry::query::SqlError>() {
-        Ok(sql) => Error::Query(sql.0),
-        Err(e) => Error::Stage { what: "reading the warehouse".into(), source: e.into() },
     }
 }
 

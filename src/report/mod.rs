@@ -2,17 +2,18 @@
 //! warehouse, from finished runs only: runs over time, reject reasons, issue codes, score
 //! distributions, `quality_composite` by topic and completeness, each chart with its numbers.
 //!
-//! The data comes through `query::Reader` (polars SQL over the same files `quarry query` reads).
+//! The data comes through `query::Reader`: polars SQL over the same scans `quarry query` reads, each
+//! chart's numbers aggregated by polars (no posts row is pulled into the report).
 
 pub mod charts;
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use crate::error::{Error, Result};
+use polars::prelude::{DataFrame, DataType};
 
-use crate::query::{Reader, ResultSet, Val};
+use crate::query::{self, Reader};
 use charts::{html_escape, BoxStats};
 
 /// Topics drawn one by one in the box plot; the rest are drawn as one group.
@@ -53,23 +54,51 @@ pub struct ReportData {
     pub completeness_bins: (Vec<u64>, u64),
 }
 
-fn text(rs: &ResultSet, col: &str, row: usize) -> String {
-    match rs.value(col, row) {
-        Val::Null => String::new(),
-        v => v.text(),
+/// The scores binned in the score histograms.
+const SCORES: [&str; 4] = ["quality_score", "freshness_score", "depth_score", "clarity_score"];
+
+/// A result column of the report's own queries that is missing or of another type.
+fn column_error(col: &str) -> impl FnOnce(polars::prelude::PolarsError) -> Error + '_ {
+    move |e| Error::Reader(format!("report: result column {col}: {e}").into())
+}
+
+/// A column as whole numbers (null as 0).
+fn ints(df: &DataFrame, col: &str) -> Result<Vec<i64>> {
+    let c = df.column(col).and_then(|c| c.cast(&DataType::Int64)).map_err(column_error(col))?;
+    Ok(c.as_materialized_series().i64().map_err(column_error(col))?.iter().map(|v| v.unwrap_or(0)).collect())
+}
+
+/// A column as floats.
+fn floats(df: &DataFrame, col: &str) -> Result<Vec<Option<f64>>> {
+    let c = df.column(col).and_then(|c| c.cast(&DataType::Float64)).map_err(column_error(col))?;
+    Ok(c.as_materialized_series().f64().map_err(column_error(col))?.iter().collect())
+}
+
+/// A column as text, as `quarry query --csv` prints it (null as empty).
+fn texts(df: &DataFrame, col: &str) -> Result<Vec<String>> {
+    Ok(query::texts(df, col)?.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+/// The one number of a one-row result.
+fn single(reader: &Reader, sql: &str) -> Result<i64> {
+    Ok(ints(&reader.sql(sql)?, "n")?.first().copied().unwrap_or(0))
+}
+
+/// Counts per bin 0..bins from a (bin, n) result, bins outside counted in the end bins; nulls apart.
+fn bins(df: &DataFrame, bins: usize) -> Result<(Vec<u64>, u64)> {
+    let mut counts = vec![0u64; bins];
+    let mut nulls = 0;
+    for (bin, n) in floats(df, "bin")?.into_iter().zip(ints(df, "n")?) {
+        let n = u64::try_from(n).unwrap_or(0);
+        match bin {
+            Some(b) => counts[(b.max(0.0) as usize).min(bins - 1)] += n,
+            None => nulls += n,
+        }
     }
+    Ok((counts, nulls))
 }
 
-fn int(rs: &ResultSet, col: &str, row: usize) -> i64 {
-    rs.value(col, row).as_i64().unwrap_or(0)
-}
-
-fn bin_of(v: f64, lo: f64, hi: f64, bins: usize) -> usize {
-    let b = ((v - lo) / (hi - lo) * bins as f64).floor();
-    (b.max(0.0) as usize).min(bins - 1)
-}
-
-/// Reads what the report shows.
+/// Reads what the report shows: every aggregate is computed by polars over the lazy scans.
 pub fn gather(warehouse: &Path) -> Result<ReportData> {
     let reader = Reader::open(warehouse)?;
     let mut d = ReportData::default();
@@ -78,93 +107,97 @@ pub fn gather(warehouse: &Path) -> Result<ReportData> {
         "SELECT run_id, started_at, files, files_skipped, pages, imported, duplicates, rejected, issues, status \
          FROM runs ORDER BY run_id",
     )?;
-    for r in 0..runs.rows() {
+    let text = |c| texts(&runs, c);
+    let (run_ids, started, status) = (text("run_id")?, text("started_at")?, text("status")?);
+    let int = |c| ints(&runs, c);
+    let (files, skipped, pages, imported) = (int("files")?, int("files_skipped")?, int("pages")?, int("imported")?);
+    let (duplicates, rejected, issues) = (int("duplicates")?, int("rejected")?, int("issues")?);
+    for (r, run_id) in run_ids.into_iter().enumerate() {
         d.runs.push(RunRow {
-            run_id: text(&runs, "run_id", r),
-            started_at: text(&runs, "started_at", r),
-            files: int(&runs, "files", r),
-            files_skipped: int(&runs, "files_skipped", r),
-            pages: int(&runs, "pages", r),
-            imported: int(&runs, "imported", r),
-            duplicates: int(&runs, "duplicates", r),
-            rejected: int(&runs, "rejected", r),
-            issues: int(&runs, "issues", r),
-            status: text(&runs, "status", r),
+            run_id,
+            started_at: started[r].clone(),
+            files: files[r],
+            files_skipped: skipped[r],
+            pages: pages[r],
+            imported: imported[r],
+            duplicates: duplicates[r],
+            rejected: rejected[r],
+            issues: issues[r],
+            status: status[r].clone(),
         });
     }
 
     let reasons = reader.sql("SELECT reason, count(*) AS n FROM rejects GROUP BY reason ORDER BY n DESC, reason")?;
-    d.reject_reasons = (0..reasons.rows()).map(|r| (text(&reasons, "reason", r), int(&reasons, "n", r))).collect();
+    d.reject_reasons = texts(&reasons, "reason")?.into_iter().zip(ints(&reasons, "n")?).collect();
+    d.duplicates = single(&reader, "SELECT count(*) AS n FROM duplicates")?;
+    d.posts = usize::try_from(single(&reader, "SELECT count(*) AS n FROM posts")?).unwrap_or(0);
 
-    let dups = reader.sql("SELECT count(*) AS n FROM duplicates")?;
-    d.duplicates = if dups.rows() > 0 { int(&dups, "n", 0) } else { 0 };
+    // Scores 0–100 in bins of ten (90–100 the last; out-of-range values in the end bins).
+    for s in SCORES {
+        let sql = format!("SELECT FLOOR({s} / 10.0) AS bin, count(*) AS n FROM posts GROUP BY bin");
+        let (counts, nulls) = bins(&reader.sql(&sql)?, 10)?;
+        d.score_bins.push((s.to_string(), counts, nulls));
+    }
+    let sql = "SELECT FLOOR(completeness * 10) AS bin, count(*) AS n FROM posts GROUP BY bin";
+    d.completeness_bins = bins(&reader.sql(sql)?, 10)?;
 
-    let posts = reader.sql(
-        "SELECT topic, quality_composite, completeness, issues, \
-         quality_score, freshness_score, depth_score, clarity_score FROM posts",
+    // Posts per issue code: a code counts once per post (hash is unique in posts).
+    let codes = reader.sql(
+        "SELECT code, count(*) AS n \
+         FROM (SELECT DISTINCT hash, UNNEST(issues) AS code FROM posts WHERE array_length(issues) > 0) \
+         WHERE code IS NOT NULL GROUP BY code ORDER BY n DESC, code",
     )?;
-    d.posts = posts.rows();
-    let scores = ["quality_score", "freshness_score", "depth_score", "clarity_score"];
-    let mut score_bins: Vec<(Vec<u64>, u64)> = vec![(vec![0; 10], 0); scores.len()];
-    let mut comp = (vec![0u64; 10], 0u64);
-    let mut codes: BTreeMap<String, i64> = BTreeMap::new();
-    let mut by_topic: BTreeMap<Option<String>, Vec<f64>> = BTreeMap::new();
-    let mut topic_posts: BTreeMap<Option<String>, usize> = BTreeMap::new();
-    for r in 0..posts.rows() {
-        for (k, s) in scores.iter().enumerate() {
-            match posts.value(s, r).as_f64() {
-                Some(v) => score_bins[k].0[bin_of(v, 0.0, 100.0, 10)] += 1,
-                None => score_bins[k].1 += 1,
-            }
-        }
-        match posts.value("completeness", r).as_f64() {
-            Some(v) => comp.0[bin_of(v, 0.0, 1.0, 10)] += 1,
-            None => comp.1 += 1,
-        }
-        if let Val::List(items) = posts.value("issues", r) {
-            let mut seen: Vec<String> = items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
-            seen.sort();
-            seen.dedup();
-            for code in seen {
-                *codes.entry(code).or_default() += 1;
-            }
-        }
-        let topic = posts.value("topic", r).as_str().map(str::to_string);
-        *topic_posts.entry(topic.clone()).or_default() += 1;
-        if let Some(q) = posts.value("quality_composite", r).as_f64() {
-            by_topic.entry(topic).or_default().push(q);
-        }
-    }
-    d.score_bins = scores.iter().zip(score_bins).map(|(s, (b, nulls))| (s.to_string(), b, nulls)).collect();
-    d.completeness_bins = comp;
-    let mut codes: Vec<(String, i64)> = codes.into_iter().collect();
-    codes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    d.issue_codes = codes;
+    d.issue_codes = texts(&codes, "code")?.into_iter().zip(ints(&codes, "n")?).collect();
 
-    d.topic_count = topic_posts.keys().filter(|t| t.is_some()).count();
-    let mut ranked: Vec<(Option<String>, usize)> = topic_posts.into_iter().filter(|(t, _)| t.is_some()).collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let mut rest: Vec<f64> = Vec::new();
-    for (i, (topic, _)) in ranked.iter().enumerate() {
-        let mut values = by_topic.remove(topic).unwrap_or_default();
-        if i < TOP_TOPICS {
-            if let Some(b) = BoxStats::of(topic.clone().unwrap_or_default(), &mut values) {
-                d.topics.push(b);
-            }
-        } else {
-            rest.append(&mut values);
-        }
-    }
-    let others = ranked.len().saturating_sub(TOP_TOPICS);
-    if let Some(b) = BoxStats::of(format!("(other {others} topics)"), &mut rest) {
-        d.topics.push(b);
-    }
-    if let Some(mut values) = by_topic.remove(&None) {
-        if let Some(b) = BoxStats::of("(no topic)".into(), &mut values) {
-            d.topics.push(b);
-        }
-    }
+    (d.topics, d.topic_count) = topic_boxes(&reader)?;
     Ok(d)
+}
+
+/// `quality_composite` by topic: the `TOP_TOPICS` topics with the most posts (ties by name), then
+/// the other topics as one group, then posts without a topic; and the number of topics.
+fn topic_boxes(reader: &Reader) -> Result<(Vec<BoxStats>, usize)> {
+    let topic_count = usize::try_from(single(reader, "SELECT count(DISTINCT topic) AS n FROM posts")?).unwrap_or(0);
+    // Group 0: one of the top topics (kept by name); 1: another topic; 2: no topic.
+    let stats = reader.sql(&format!(
+        "SELECT grp, topic, count(q) AS n, avg(q) AS mean, min(q) AS min, max(q) AS max, \
+         quantile_cont(q, 0.25) AS q1, median(q) AS median, quantile_cont(q, 0.75) AS q3, max(posts) AS posts \
+         FROM (SELECT CASE WHEN p.topic IS NULL THEN 2 WHEN t.topic IS NULL THEN 1 ELSE 0 END AS grp, \
+                      CASE WHEN t.topic IS NULL THEN NULL ELSE p.topic END AS topic, \
+                      t.n AS posts, p.quality_composite AS q \
+               FROM posts p LEFT JOIN (SELECT topic, count(*) AS n FROM posts WHERE topic IS NOT NULL \
+                                       GROUP BY topic ORDER BY n DESC, topic LIMIT {TOP_TOPICS}) t \
+               ON p.topic = t.topic) \
+         GROUP BY grp, topic ORDER BY grp, posts DESC, topic"
+    ))?;
+    let others = topic_count.saturating_sub(TOP_TOPICS);
+    let (groups, topics, n) = (ints(&stats, "grp")?, texts(&stats, "topic")?, ints(&stats, "n")?);
+    let float = |c| floats(&stats, c);
+    let (mean, min, max) = (float("mean")?, float("min")?, float("max")?);
+    let (q1, median, q3) = (float("q1")?, float("median")?, float("q3")?);
+    let mut boxes = Vec::new();
+    for r in 0..stats.height() {
+        // A group whose posts all lack the value has nothing to draw.
+        if n[r] == 0 {
+            continue;
+        }
+        let label = match groups[r] {
+            0 => topics[r].clone(),
+            1 => format!("(other {others} topics)"),
+            _ => "(no topic)".to_string(),
+        };
+        let at = |c: &[Option<f64>]| c.get(r).copied().flatten().unwrap_or(f64::NAN);
+        boxes.push(BoxStats {
+            label,
+            n: usize::try_from(n[r]).unwrap_or(0),
+            min: at(&min),
+            q1: at(&q1),
+            median: at(&median),
+            q3: at(&q3),
+            max: at(&max),
+            mean: at(&mean),
+        });
+    }
+    Ok((boxes, topic_count))
 }
 
 /// A run's start as `MM-DD HH:MM` from its id (`20261126T141805.331773Z`), else the id.
@@ -360,7 +393,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}.summary{font-size:15p
 pub fn write_html(warehouse: &Path, out: &Path) -> Result<usize> {
     let data = gather(warehouse)?;
     let (html, charts) = render(warehouse, &data);
-    std::fs::write(out, html).with_context(|| format!("{}: cannot write the report", out.display()))?;
+    std::fs::write(out, html).map_err(Error::io(format!("{}: cannot write the report", out.display())))?;
     Ok(charts)
 }
 
@@ -370,10 +403,11 @@ mod tests {
 
     #[test]
     fn bins_and_labels() {
-        assert_eq!(bin_of(100.0, 0.0, 100.0, 10), 9);
-        assert_eq!(bin_of(0.0, 0.0, 100.0, 10), 0);
-        assert_eq!(bin_of(19.0, 0.0, 100.0, 10), 1);
-        assert_eq!(bin_of(1.0, 0.0, 1.0, 10), 9);
+        let df = polars::df!("bin" => [Some(10.0), Some(0.0), Some(1.0), None, Some(-1.0)], "n" => [1i64, 2, 3, 4, 5])
+            .unwrap();
+        let (counts, nulls) = bins(&df, 10).unwrap();
+        assert_eq!(counts, vec![7, 3, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(nulls, 4);
         assert_eq!(run_label("20261126T141805.331773Z"), "11-26 14:18");
     }
 

@@ -115,20 +115,43 @@ def test_select_star_nested_types_match_duckdb(wh):
 def test_csv_and_table_formats(wh):
     sql = "SELECT run_id, pages, status FROM runs ORDER BY run_id"
     as_json = query_json(wh, sql)
-    rows = list(csv.DictReader(io.StringIO(query(wh, sql, "--csv"))))
+    out = query(wh, sql, "--csv")
+    assert "\r" not in out, "CSV lines end in LF"
+    rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["run_id"] for r in rows] == [r["run_id"] for r in as_json]
     assert [int(r["pages"]) for r in rows] == [r["pages"] for r in as_json]
     table = query(wh, sql).splitlines()
-    assert table[0].split() == ["run_id", "pages", "status"]
-    assert set(table[1].replace(" ", "")) == {"─"}
+    # Borders, a header, a border, one line per row, a border, the row count.
+    assert len(table) == 3 + len(as_json) + 2
+    assert table[0] == table[2] == table[-2] and set(table[0]) == {"+", "-"}
+    assert [c.strip() for c in table[1].strip("|").split("|")] == ["run_id", "pages", "status"]
     assert table[-1] == "(3 rows)"
-    for line, r in zip(table[2:], as_json):
-        assert line.split() == [r["run_id"], str(r["pages"]), r["status"]]
-    # Numbers are right-aligned under their header.
-    assert len({len(line.rstrip()) - len(line.rstrip().rsplit(" ", 1)[0]) for line in table[2:-1]}) >= 1
+    assert len({len(line) for line in table[:-1]}) == 1, "every line of the table is as wide"
+    for line, r in zip(table[3:-2], as_json):
+        assert [c.strip() for c in line.strip("|").split("|")] == [r["run_id"], str(r["pages"]), r["status"]]
     # CSV quotes text with commas and keeps nulls empty.
     out = query(wh, "SELECT 'a,b' AS t, NULL AS n FROM runs LIMIT 1", "--csv")
     assert out.splitlines() == ["t,n", '"a,b",']
+
+
+def test_csv_count_compares_in_the_shell(wh):
+    """What a new user writes: the last CSV line is the bare number, no CR."""
+    n = duck(wh, "SELECT count(*) AS n FROM posts")[0]["n"]
+    script = ('n=$("$QUARRY" query "$WH" "SELECT count(*) AS n FROM posts" --csv | tail -1); '
+              f'[ "$n" = "{n}" ] || {{ printf "got %q\\n" "$n"; exit 1; }}')
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=whr.REPO_ROOT,
+                          env={**os.environ, "QUARRY": str(whr.quarry_bin()), "WH": str(wh)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_table_names_ignore_case(wh):
+    want = duck(wh, "SELECT count(*) AS n FROM posts")[0]["n"]
+    assert query_json(wh, "SELECT count(*) AS n FROM Posts") == [{"n": want}]
+    got = query_json(wh, "SELECT count(*) AS n FROM RUNS r JOIN runs s ON r.run_id = s.run_id")
+    assert got == [{"n": 3}]
+    rc, out, err = whr.run_quarry(["query", str(wh), "SELECT * FROM Post"])
+    assert rc == 2 and out == ""
+    assert "'Post'" in err and "posts, rejects, duplicates, runs" in err, err
 
 
 def test_only_finished_runs_are_read(wh, tmp_path):
