@@ -6,15 +6,15 @@
 //! chart's numbers aggregated by polars (no posts row is pulled into the report).
 
 pub mod charts;
+mod page;
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use polars::prelude::{DataFrame, DataType};
 
 use crate::query::{self, Reader};
-use charts::{html_escape, BoxStats};
+use charts::BoxStats;
 
 /// Topics drawn one by one in the box plot; the rest are drawn as one group.
 pub const TOP_TOPICS: usize = 15;
@@ -200,199 +200,10 @@ fn topic_boxes(reader: &Reader) -> Result<(Vec<BoxStats>, usize)> {
     Ok((boxes, topic_count))
 }
 
-/// A run's start as `MM-DD HH:MM` from its id (`20261126T141805.331773Z`), else the id.
-fn run_label(id: &str) -> String {
-    let b = id.as_bytes();
-    if b.len() >= 13 && b[8] == b'T' {
-        format!("{}-{} {}:{}", &id[4..6], &id[6..8], &id[9..11], &id[11..13])
-    } else {
-        id.to_string()
-    }
-}
-
-fn bin_labels_scores() -> Vec<String> {
-    (0..10).map(|i| if i == 9 { "90–100".into() } else { format!("{}–{}", i * 10, i * 10 + 9) }).collect()
-}
-
-fn bin_labels_unit() -> Vec<String> {
-    (0..10).map(|i| format!("{:.1}–{:.1}", i as f64 / 10.0, (i + 1) as f64 / 10.0)).collect()
-}
-
-fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
-    out.push_str("<table><thead><tr>");
-    for h in header {
-        let _ = write!(out, "<th>{}</th>", html_escape(h));
-    }
-    out.push_str("</tr></thead><tbody>");
-    for r in rows {
-        out.push_str("<tr>");
-        for (i, c) in r.iter().enumerate() {
-            let class = if i > 0 { " class=\"num\"" } else { "" };
-            let _ = write!(out, "<td{class}>{}</td>", html_escape(c));
-        }
-        out.push_str("</tr>");
-    }
-    out.push_str("</tbody></table>");
-}
-
-/// A chart with its numbers: beside it, or below it when the table is `wide`.
-fn section(out: &mut String, id: &str, title: &str, chart: &str, numbers: &str, wide: bool) {
-    let layout = if wide { "pair wide" } else { "pair" };
-    let _ = writeln!(
-        out,
-        "<section id=\"{id}\"><h2>{}</h2><div class=\"{layout}\"><div class=\"chart\">{chart}</div>\
-         <div class=\"numbers\">{numbers}</div></div></section>",
-        html_escape(title)
-    );
-}
-
-/// The HTML page and the number of charts in it.
-pub fn render(warehouse: &Path, d: &ReportData) -> (String, usize) {
-    let mut body = String::new();
-    let mut charts = 0;
-    let total_pages: i64 = d.runs.iter().map(|r| r.pages).sum();
-    let total_rejected: i64 = d.reject_reasons.iter().map(|(_, n)| n).sum();
-    let _ = writeln!(
-        body,
-        "<p class=\"summary\">{} finished runs · {} pages read · <b>{}</b> posts · {} duplicates · {} rejected · \
-         {} topics</p>",
-        d.runs.len(),
-        total_pages,
-        d.posts,
-        d.duplicates,
-        total_rejected,
-        d.topic_count
-    );
-
-    // Runs over time.
-    let labels: Vec<String> =
-        d.runs.iter().enumerate().map(|(i, r)| format!("#{} {}", i + 1, run_label(&r.run_id))).collect();
-    let series: Vec<(&str, Vec<f64>)> = vec![
-        ("pages", d.runs.iter().map(|r| r.pages as f64).collect()),
-        ("imported", d.runs.iter().map(|r| r.imported as f64).collect()),
-        ("duplicates", d.runs.iter().map(|r| r.duplicates as f64).collect()),
-        ("rejected", d.runs.iter().map(|r| r.rejected as f64).collect()),
-    ];
-    let chart = charts::runs_lines("Runs over time", &labels, &series);
-    let mut numbers = String::new();
-    let rows: Vec<Vec<String>> = d
-        .runs
-        .iter()
-        .map(|r| {
-            vec![
-                r.run_id.clone(),
-                format!("{} (+{} skipped)", r.files, r.files_skipped),
-                r.pages.to_string(),
-                r.imported.to_string(),
-                r.duplicates.to_string(),
-                r.rejected.to_string(),
-                r.status.clone(),
-            ]
-        })
-        .collect();
-    table(&mut numbers, &["run", "files", "pages", "imported", "duplicates", "rejected", "status"], &rows);
-    section(&mut body, "runs", "Runs over time", &chart, &numbers, true);
-    charts += 1;
-
-    // Reject reasons.
-    let items: Vec<(String, f64)> = d.reject_reasons.iter().map(|(r, n)| (r.clone(), *n as f64)).collect();
-    let chart = charts::hbars("Reject reasons", "rejected pages", &items, charts::PALETTE[3]);
-    let mut numbers = String::new();
-    let rows: Vec<Vec<String>> = d.reject_reasons.iter().map(|(r, n)| vec![r.clone(), n.to_string()]).collect();
-    table(&mut numbers, &["reason", "pages"], &rows);
-    section(&mut body, "rejects", "Reject reasons", &chart, &numbers, false);
-    charts += 1;
-
-    // Issue codes.
-    let items: Vec<(String, f64)> = d.issue_codes.iter().map(|(c, n)| (c.clone(), *n as f64)).collect();
-    let chart = charts::hbars("Issue codes", "posts with the issue", &items, charts::PALETTE[2]);
-    let mut numbers = String::new();
-    let rows: Vec<Vec<String>> = d.issue_codes.iter().map(|(c, n)| vec![c.clone(), n.to_string()]).collect();
-    table(&mut numbers, &["issue", "posts"], &rows);
-    section(&mut body, "issues", "Issue codes", &chart, &numbers, false);
-    charts += 1;
-
-    // Score distributions.
-    let bins = bin_labels_scores();
-    let series: Vec<(&str, Vec<u64>)> = d.score_bins.iter().map(|(s, b, _)| (s.as_str(), b.clone())).collect();
-    let chart = charts::histograms("Score distributions (posts per bin)", &bins, &series, 2);
-    let mut numbers = String::new();
-    let mut header: Vec<&str> = vec!["bin"];
-    header.extend(d.score_bins.iter().map(|(s, _, _)| s.as_str()));
-    let mut rows: Vec<Vec<String>> = bins
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            let mut row = vec![b.clone()];
-            row.extend(d.score_bins.iter().map(|(_, c, _)| c[i].to_string()));
-            row
-        })
-        .collect();
-    let mut nulls = vec!["null".to_string()];
-    nulls.extend(d.score_bins.iter().map(|(_, _, n)| n.to_string()));
-    rows.push(nulls);
-    table(&mut numbers, &header, &rows);
-    section(&mut body, "scores", "Score distributions", &chart, &numbers, true);
-    charts += 1;
-
-    // quality_composite by topic.
-    let title =
-        format!("quality_composite by topic (top {} of {} topics)", TOP_TOPICS.min(d.topic_count), d.topic_count);
-    let chart = charts::boxes(&title, "quality_composite (box: quartiles, bar: median, dot: mean)", &d.topics);
-    let mut numbers = String::new();
-    let rows: Vec<Vec<String>> = d
-        .topics
-        .iter()
-        .map(|t| {
-            vec![
-                t.label.clone(),
-                t.n.to_string(),
-                format!("{:.3}", t.mean),
-                format!("{:.3}", t.median),
-                format!("{:.3}", t.min),
-                format!("{:.3}", t.max),
-            ]
-        })
-        .collect();
-    table(&mut numbers, &["topic", "posts", "mean", "median", "min", "max"], &rows);
-    section(&mut body, "topics", "quality_composite by topic", &chart, &numbers, true);
-    charts += 1;
-
-    // Completeness.
-    let bins = bin_labels_unit();
-    let series = vec![("completeness", d.completeness_bins.0.clone())];
-    let chart = charts::histograms("Completeness (posts per bin)", &bins, &series, 1);
-    let mut numbers = String::new();
-    let mut rows: Vec<Vec<String>> =
-        bins.iter().zip(&d.completeness_bins.0).map(|(b, c)| vec![b.clone(), c.to_string()]).collect();
-    rows.push(vec!["null".into(), d.completeness_bins.1.to_string()]);
-    table(&mut numbers, &["completeness", "posts"], &rows);
-    section(&mut body, "completeness", "Completeness", &chart, &numbers, false);
-    charts += 1;
-
-    let html = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>quarry report: {title}</title><style>{CSS}</style></head>\n<body><h1>quarry report: {title}</h1>\n{body}\
-         <footer>Generated by quarry {version} from finished runs only.</footer></body></html>\n",
-        title = html_escape(&warehouse.display().to_string()),
-        version = env!("CARGO_PKG_VERSION"),
-    );
-    (html, charts)
-}
-
-const CSS: &str = "body{font-family:sans-serif;margin:24px;color:#222;background:#fafafa}\
-h1{font-size:24px;margin:0 0 8px}h2{font-size:18px;margin:0 0 8px}\
-section{background:#fff;border:1px solid #ddd;border-radius:6px;padding:16px;margin:16px 0}\
-.pair{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}.wide{flex-direction:column}.chart{flex:0 1 820px;min-width:0}\
-.chart svg{max-width:100%;height:auto}.numbers{flex:1 1 280px;max-height:480px;overflow:auto}.wide .chart{flex:none;width:100%;max-width:900px}.wide .numbers{flex:none;max-height:none}\
-table{border-collapse:collapse;font-size:12px}th,td{border-bottom:1px solid #eee;padding:3px 8px;text-align:left;white-space:nowrap}\
-td.num{text-align:right;font-variant-numeric:tabular-nums}.summary{font-size:15px}footer{color:#777;font-size:12px}";
-
 /// Writes the report; returns the number of charts.
 pub fn write_html(warehouse: &Path, out: &Path) -> Result<usize> {
     let data = gather(warehouse)?;
-    let (html, charts) = render(warehouse, &data);
+    let (html, charts) = page::render(warehouse, &data);
     std::fs::write(out, html).map_err(Error::io(format!("{}: cannot write the report", out.display())))?;
     Ok(charts)
 }
@@ -408,7 +219,6 @@ mod tests {
         let (counts, nulls) = bins(&df, 10).unwrap();
         assert_eq!(counts, vec![7, 3, 0, 0, 0, 0, 0, 0, 0, 1]);
         assert_eq!(nulls, 4);
-        assert_eq!(run_label("20261126T141805.331773Z"), "11-26 14:18");
     }
 
     #[test]
