@@ -268,3 +268,19 @@ def test_report_renders_in_chromium(report, wh, tmp_path):
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
     if SCREENSHOT:
         shutil.copy(shot, SCREENSHOT)
+
+
+def documented_queries():
+    """Every `quarry query WH "SQL"` the README and deploy/README.md show an operator."""
+    found = []
+    for doc in ("README.md", "deploy/README.md"):
+        text = (whr.REPO_ROOT / doc).read_text()
+        found += [(doc, sql) for sql in re.findall(r'quarry query (?:WH|warehouse) "([^"]+)"', text)]
+    return found
+
+
+@pytest.mark.parametrize("doc,sql", documented_queries())
+def test_every_documented_query_runs(wh, doc, sql):
+    rc, out, err = whr.run_quarry(["query", str(wh), sql])
+    assert rc == 0, f"{doc}: {sql}\n{err}"
+    assert out.rstrip().endswith("rows)") or out.rstrip().endswith("row)"), out
