@@ -83,10 +83,10 @@ pub struct ScoreConfig {
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
     /// Pages per record batch.
-    #[serde(default = "default_batch_rows")]
+    #[serde(default = "default_batch_rows", deserialize_with = "row_count")]
     pub batch_rows: NonZeroUsize,
     /// Rows per Parquet row group.
-    #[serde(default = "default_row_group_rows")]
+    #[serde(default = "default_row_group_rows", deserialize_with = "row_count")]
     pub row_group_rows: NonZeroUsize,
     /// zstd compression level.
     #[serde(default = "default_zstd_level")]
@@ -101,6 +101,15 @@ impl Default for OutputConfig {
             zstd_level: DEFAULT_ZSTD_LEVEL,
         }
     }
+}
+
+/// A count of rows: a whole number ≥ 1 (serde's own message for zero says "a nonzero usize").
+fn row_count<'de, D: Deserializer<'de>>(d: D) -> Result<NonZeroUsize, D::Error> {
+    let n = i64::deserialize(d)?;
+    usize::try_from(n)
+        .ok()
+        .and_then(NonZeroUsize::new)
+        .ok_or_else(|| D::Error::invalid_value(Unexpected::Signed(n), &"a number of rows ≥ 1"))
 }
 
 fn default_batch_rows() -> NonZeroUsize {
@@ -336,13 +345,15 @@ mod tests {
         let e = with_output(output).unwrap_err();
         assert_eq!(e.key, "output.batch_rows", "{e}");
         assert_eq!(e.line, output_line(output, "batch_rows = 0"), "{e}");
-        assert_eq!(e.message, "invalid value: integer `0`, expected a nonzero usize");
+        assert_eq!(e.message, "invalid value: integer `0`, expected a number of rows ≥ 1");
         let output = "[output]\nbatch_rows = 10\nrow_group_rows = 0\n";
         let e = with_output(output).unwrap_err();
         assert_eq!(e.key, "output.row_group_rows", "{e}");
         assert_eq!(e.line, output_line(output, "row_group_rows = 0"), "{e}");
+        let e = with_output("[output]\nrow_group_rows = 1.5\n").unwrap_err();
+        assert!(e.message.starts_with("invalid type: floating point `1.5`, expected i64"), "{e}");
         let e = with_output("[output]\nrow_group_rows = -5\n").unwrap_err();
-        assert_eq!(e.message, "invalid value: integer `-5`, expected a nonzero usize");
+        assert_eq!(e.message, "invalid value: integer `-5`, expected a number of rows ≥ 1");
     }
 
     #[test]

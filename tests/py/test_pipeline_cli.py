@@ -75,7 +75,7 @@ CASES = {
                                    "].column", '] (key "entities").column'),
                                ["missing", "list<struct> column"]),
     "zero_batch_rows": (edit("batch_rows = 4096", "batch_rows = 0"), "batch_rows = 0", "output.batch_rows",
-                        ["invalid value: integer `0`", "nonzero"]),
+                        ["invalid value: integer `0`", "a number of rows ≥ 1"]),
     "zstd_level_out_of_range": (edit("zstd_level = 1\n", "zstd_level = 23\n"), "zstd_level = 23",
                                 "output.zstd_level", ["integer `23`", "zstd level from 1 to 22"]),
     "error_in_an_inline_field": (edit('{ name = "seed", value = "int",', '{ name = "seed", value = "integer",'),
