@@ -5,6 +5,9 @@ use std::sync::{Arc, OnceLock};
 
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
+/// The scores of a post: each has a `<score>_score` (int32, 0–100) and a `<score>_norm` (float64) column.
+pub const SCORES: [&str; 4] = ["quality", "freshness", "depth", "clarity"];
+
 /// Time zone of every timestamp column.
 pub const UTC: &str = "UTC";
 
@@ -68,10 +71,10 @@ pub fn posts_ref() -> &'static SchemaRef {
             Field::new("reading_time_min", DataType::Int32, true),
             Field::new("view_count", DataType::Int64, true),
         ];
-        for s in ["quality", "freshness", "depth", "clarity"] {
+        for s in SCORES {
             f.push(Field::new(format!("{s}_score"), DataType::Int32, true));
         }
-        for s in ["quality", "freshness", "depth", "clarity"] {
+        for s in SCORES {
             f.push(Field::new(format!("{s}_norm"), DataType::Float64, true));
         }
         f.extend([

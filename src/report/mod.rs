@@ -10,6 +10,7 @@ mod page;
 
 use std::path::Path;
 
+use crate::contract::schema;
 use crate::error::{Error, Result};
 use polars::prelude::{DataFrame, DataType};
 
@@ -53,9 +54,6 @@ pub struct ReportData {
     /// `completeness` in bins of 0.1 (the last includes 1.0); and nulls.
     pub completeness_bins: (Vec<u64>, u64),
 }
-
-/// The scores binned in the score histograms.
-const SCORES: [&str; 4] = ["quality_score", "freshness_score", "depth_score", "clarity_score"];
 
 /// A result column of the report's own queries that is missing or of another type.
 fn column_error(col: &str) -> impl FnOnce(polars::prelude::PolarsError) -> Error + '_ {
@@ -133,10 +131,10 @@ pub fn gather(warehouse: &Path) -> Result<ReportData> {
     d.posts = usize::try_from(single(&reader, "SELECT count(*) AS n FROM posts")?).unwrap_or(0);
 
     // Scores 0–100 in bins of ten (90–100 the last; out-of-range values in the end bins).
-    for s in SCORES {
+    for s in schema::SCORES.map(|s| format!("{s}_score")) {
         let sql = format!("SELECT FLOOR({s} / 10.0) AS bin, count(*) AS n FROM posts GROUP BY bin");
         let (counts, nulls) = bins(&reader.sql(&sql)?, 10)?;
-        d.score_bins.push((s.to_string(), counts, nulls));
+        d.score_bins.push((s, counts, nulls));
     }
     let sql = "SELECT FLOOR(completeness * 10) AS bin, count(*) AS n FROM posts GROUP BY bin";
     d.completeness_bins = bins(&reader.sql(sql)?, 10)?;
