@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::{extract, INVALID_UTF8};
 use crate::contract::schema::posts;
 use crate::extract::record::{Cell, Record, Reject, RejectReason};
-use crate::extract::value::{civil_from_days, days_from_civil};
+use crate::extract::value::days_from_civil;
 use crate::pipeline::Pipeline;
 
 const SEED_PAGE: &[u8] = include_bytes!("../../samples/seed-page.txt");
@@ -127,8 +127,8 @@ fn to_json(r: &Record) -> Map<String, Value> {
     for (f, c) in posts.fields().iter().zip(&r.cells) {
         let v = match (f.data_type(), c) {
             (DataType::Date32, Cell::Int(d)) => {
-                let (y, m, d) = civil_from_days(*d);
-                json!(format!("{y:04}-{m:02}-{d:02}"))
+                let date = chrono::NaiveDate::from_num_days_from_ce_opt(*d as i32 + 719_163).expect("a date");
+                json!(date.format("%Y-%m-%d").to_string())
             }
             (_, Cell::Text(s)) => json!(s),
             (_, Cell::Int(v)) => json!(v),

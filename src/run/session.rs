@@ -6,7 +6,6 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::Result;
-use crate::extract::value::civil_from_days;
 use crate::load::commit::{RunCommit, RunLock};
 use crate::load::warehouse::{Cleanup, Warehouse};
 use crate::transform::dedupe::HashIndex;
@@ -53,19 +52,19 @@ pub fn now_micros() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
+/// The run's start as UTC time, µs since the Unix epoch (the epoch itself if out of range).
+fn utc(micros: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
 /// The run id of a run started at `micros`: its UTC time, which sorts in run order.
 fn run_id_of(micros: i64) -> String {
-    let days = micros.div_euclid(86_400_000_000);
-    let (y, m, d) = civil_from_days(days);
-    let rem = micros.rem_euclid(86_400_000_000);
-    let (h, mi, s, us) = (rem / 3_600_000_000, rem / 60_000_000 % 60, rem / 1_000_000 % 60, rem % 1_000_000);
-    format!("{y:04}{m:02}{d:02}T{h:02}{mi:02}{s:02}.{us:06}Z")
+    utc(micros).format("%Y%m%dT%H%M%S%.6fZ").to_string()
 }
 
 /// The `ingest_date` of a run started at `micros` (UTC).
 fn date_of(micros: i64) -> String {
-    let (y, m, d) = civil_from_days(micros.div_euclid(86_400_000_000));
-    format!("{y:04}-{m:02}-{d:02}")
+    utc(micros).format("%Y-%m-%d").to_string()
 }
 
 #[cfg(test)]
