@@ -141,6 +141,22 @@ def test_disk_full_is_a_clear_error_and_changes_nothing(fixture_corpus, small_di
     assert not list((wh / "_quarry" / "staging").glob("*/*")), "staged files of the failed run are left"
 
 
+def test_disk_full_in_the_middle_of_a_large_file_ends_the_run(quarry_binary, small_disk, tmp_path):
+    """The posts writer fails while the splitter still has pages of the same file to hand out (two
+    threads, one 130 MB file, a 2 MB disk; the first row group fails at 16,384 rows, the next posts
+    part at 20,480 comes back with the error while the splitter is chunks ahead): the run must end
+    with exit 1, not wait forever on the splitter (it once did: the splitter's channel outlived the
+    scope that joins it)."""
+    dump = tmp_path / "big"
+    p = subprocess.run([str(quarry_binary), "gen", "--pages", "40000", "--out", str(dump)], capture_output=True)
+    assert p.returncode == 0, p.stderr
+    run = faults.measured(["import", "--output", str(small_disk / "wh"), "--quiet", "--threads", "2", str(dump)],
+                          timeout=120)
+    assert run.rc == 1, f"a full disk mid-file: {run}"
+    assert "no space left" in run.stderr.lower(), run
+    assert "panicked" not in run.stderr, run
+
+
 # ---- permissions: run as an unprivileged user (root ignores permissions) ---------------------
 
 @pytest.fixture
