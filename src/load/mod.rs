@@ -2,5 +2,6 @@
 
 pub mod commit;
 pub mod hash_list;
+pub mod index;
 pub mod parquet;
 pub mod warehouse;
