@@ -5,6 +5,7 @@ use std::io;
 
 use crate::extract::read::InputError;
 use crate::load::commit::{CommitError, LockedError};
+use crate::load::index::segment::IndexError;
 use crate::load::parquet::WriteError;
 use crate::load::warehouse::WarehouseError;
 use crate::pipeline::ConfigError;
@@ -64,6 +65,9 @@ pub enum Error {
     /// A table file could not be written.
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// The dedupe index could not be read, written or repaired.
+    #[error("index: {0}")]
+    Index(#[from] IndexError),
     /// Reading or writing a file (or a stream) failed; `what` names it and what quarry was doing.
     #[error("{what}: {source}")]
     Io {
@@ -92,6 +96,7 @@ impl Error {
             Error::Input(_)
             | Error::Warehouse(_)
             | Error::Write(_)
+            | Error::Index(_)
             | Error::Io { .. }
             | Error::Reader(_)
             | Error::Stage { .. }

@@ -14,12 +14,11 @@ use std::path::{Path, PathBuf};
 
 use arrow::record_batch::RecordBatch;
 
-use super::hash_list;
+use super::index;
 use super::parquet::{properties, TableWriter, WriteError};
 use super::warehouse::{io_err, Warehouse, WarehouseError, DELETE_MARKER};
 use crate::contract::Table;
 use crate::pipeline::OutputConfig;
-use crate::transform::dedupe::PackedHash;
 
 /// Environment variable of the test-only switch that holds a run at a step of its commit (the
 /// step's name) until it is killed. Debug builds only (the tests' builds): a release binary has no
@@ -38,7 +37,7 @@ pub enum CommitStep {
     Rejects,
     /// The duplicates file too.
     Duplicates,
-    /// The digest list and the hash list too.
+    /// The digest list and the run's index segment too.
     Lists,
     /// A replay's new rejects files wait in the redo log.
     Replacements,
@@ -190,6 +189,13 @@ impl RunCommit {
         Ok(TableWriter::create(&self.staging.join(format!("{table}.parquet")), table.schema(), props)?)
     }
 
+    /// The staging folder of the run's hashes (its spills and its own segment), created.
+    pub fn index_work(&self) -> Result<PathBuf, CommitError> {
+        let dir = self.staging.join("index");
+        fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create the staging folder"))?;
+        Ok(dir)
+    }
+
     /// A writer for the new version of an earlier run's rejects file (a replay), staged as
     /// `replace/<old_run_id>/rejects.parquet`.
     pub fn replacement_writer(&self, old_run_id: &str, out: &OutputConfig) -> Result<TableWriter, CommitError> {
@@ -218,17 +224,17 @@ impl RunCommit {
         }
     }
 
-    /// Makes the run visible: one rename per table, then the digest list and the hash list, then
-    /// the `runs` row. `rows` holds the row counts of posts, rejects and duplicates; `files`
-    /// (digest, name) of every file the run read; `hash_list` the sorted hashes of the run's posts
-    /// (none when it cannot have one: the hashes are read from the posts file then); `replaced`
-    /// (old run id, rows kept) the rejects files a replay rewrote, each staged by
-    /// `replacement_writer` (none for an import).
+    /// Makes the run visible: one rename per table, then the digest list and the run's index
+    /// segment, then the `runs` row. `rows` holds the row counts of posts, rejects and duplicates;
+    /// `files` (digest, name) of every file the run read; `segment` the run's own index segment (the
+    /// sorted hashes of its posts, none when it took none), staged in `index_work()`; `replaced` (old
+    /// run id, rows kept) the rejects files a replay rewrote, each staged by `replacement_writer`
+    /// (none for an import).
     pub fn commit(
         self,
         rows: [u64; 3],
         files: &[(String, String)],
-        hash_list: Option<&[PackedHash]>,
+        segment: Option<&Path>,
         runs_row: &RecordBatch,
         out: &OutputConfig,
         replaced: &[(String, u64)],
@@ -258,18 +264,12 @@ impl RunCommit {
         File::open(&list).and_then(|f| f.sync_all()).map_err(io_err(&list, "cannot sync"))?;
         let list_to = self.wh.files_list(&self.run_id);
         fs::rename(&list, &list_to).map_err(io_err(&list_to, "cannot move the digest list"))?;
-        if let Some(hashes) = hash_list.filter(|_| rows[0] > 0) {
-            let staged = self.staging.join("hashes.bin");
-            File::create(&staged)
-                .and_then(|f| {
-                    hash_list::write(std::io::BufWriter::with_capacity(1 << 16, &f), hashes)?;
-                    f.sync_all()
-                })
-                .map_err(io_err(&staged, "cannot write the hash list"))?;
-            let to = self.wh.hash_list(&self.run_id);
-            let dir = to.parent().expect("hash list has a folder");
-            fs::create_dir_all(dir).map_err(io_err(dir, "cannot create the hash list folder"))?;
-            fs::rename(&staged, &to).map_err(io_err(&to, "cannot move the hash list"))?;
+        if let Some(staged) = segment {
+            let dir = self.wh.index_dir();
+            let to = dir.join(index::run_file(&self.run_id));
+            fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create the index folder"))?;
+            fs::rename(staged, &to).map_err(io_err(&to, "cannot move the run's index segment"))?;
+            sync_dir(&dir)?;
         }
         if hold(CommitStep::Lists) {
             return Ok(());

@@ -15,10 +15,12 @@ use super::{CommitStep, RunCommit, STOP_AT};
 use crate::contract::{schema, Table};
 use crate::extract::batch::{duplicates_batch, rejects_batch, DuplicateRow, RejectRow};
 use crate::extract::page::extract;
+use crate::load::index::segment::SegmentWriter;
+use crate::load::index::{self, Index};
 use crate::load::parquet::{properties, TableWriter};
 use crate::load::warehouse::Warehouse;
 use crate::pipeline::Pipeline;
-use crate::transform::dedupe::{HashIndex, Seen};
+use crate::transform::dedupe::PackedHash;
 use crate::transform::derive::posts_batch;
 
 const SEED_PAGE: &[u8] = include_bytes!("../../tests/fixtures/seed-page.txt");
@@ -117,8 +119,13 @@ struct Setup {
     second: String,
 }
 
-fn stage_run(wh: &Warehouse, p: &Pipeline, run: &str, first: &str, hash: &str) -> RunCommit {
+/// Stages a run: a row in every data table, and its index segment (returned).
+fn stage_run(wh: &Warehouse, p: &Pipeline, run: &str, first: &str, hash: &str) -> (RunCommit, PathBuf) {
     let c = RunCommit::begin(wh, run, "2026-12-01").unwrap();
+    let segment = c.index_work().unwrap().join("run.seg");
+    let mut w = SegmentWriter::create(&segment, 1).unwrap();
+    w.push(&PackedHash::new(hash).unwrap(), run).unwrap();
+    w.finish().unwrap();
     let write = |t: Table, b: &RecordBatch| {
         let mut w = c.writer(t, &p.output).unwrap();
         w.write(b).unwrap();
@@ -127,17 +134,17 @@ fn stage_run(wh: &Warehouse, p: &Pipeline, run: &str, first: &str, hash: &str) -
     write(Table::Posts, &posts(p, &[hash]));
     write(Table::Rejects, &rejects(run));
     write(Table::Duplicates, &duplicates(run, first));
-    c
+    (c, segment)
 }
 
 fn setup(p: &Pipeline) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::create(&dir.path().join("wh")).unwrap();
     let (first, second) = ("20261201T000000.000001Z".to_string(), "20261201T000000.000002Z".to_string());
-    let c = stage_run(&wh, p, &first, "", "aaaa0000aaaa0000aaaa");
+    let (c, segment) = stage_run(&wh, p, &first, "", "aaaa0000aaaa0000aaaa");
     let files = [("d1".to_string(), "dumps/a.txt".to_string())];
-    let hashes = [crate::transform::dedupe::PackedHash::new("aaaa0000aaaa0000aaaa").unwrap()];
-    c.commit([1, 2, 1], &files, Some(&hashes), &runs_row(&first), &p.output, &[]).unwrap();
+    c.commit([1, 2, 1], &files, Some(&segment), &runs_row(&first), &p.output, &[]).unwrap();
+    index::settle(&wh.index_dir(), &first).unwrap();
     Setup { _dir: dir, wh, first, second }
 }
 
@@ -161,7 +168,7 @@ fn tree(root: &Path) -> BTreeSet<PathBuf> {
 /// Commits the second run (`replay`: with the first run's rejects file rewritten to one row),
 /// stopped at `step`.
 fn commit_stopped_at(s: &Setup, p: &Pipeline, step: CommitStep, replay: bool) {
-    let c = stage_run(&s.wh, p, &s.second, &s.first, "bbbb0000bbbb0000bbbb");
+    let (c, segment) = stage_run(&s.wh, p, &s.second, &s.first, "bbbb0000bbbb0000bbbb");
     let mut replaced = Vec::new();
     if replay {
         let mut w = c.replacement_writer(&s.first, &p.output).unwrap();
@@ -169,9 +176,8 @@ fn commit_stopped_at(s: &Setup, p: &Pipeline, step: CommitStep, replay: bool) {
         replaced.push((s.first.clone(), w.close().unwrap().rows));
     }
     let files = [("d2".to_string(), "dumps/b.txt".to_string())];
-    let hashes = [crate::transform::dedupe::PackedHash::new("bbbb0000bbbb0000bbbb").unwrap()];
     STOP_AT.set(Some(step));
-    let done = c.commit([1, 2, 1], &files, Some(&hashes), &runs_row(&s.second), &p.output, &replaced);
+    let done = c.commit([1, 2, 1], &files, Some(&segment), &runs_row(&s.second), &p.output, &replaced);
     STOP_AT.set(None);
     done.unwrap();
 }
@@ -186,6 +192,7 @@ fn a_commit_stopped_at_any_step_is_undone_or_completed_by_the_next_clean_up() {
             commit_stopped_at(&s, &p, step, replay);
             let finished = s.wh.finished_runs().unwrap();
             let cleaned = s.wh.cleanup(&finished).unwrap();
+            let (index, repairs) = Index::open(&s.wh, &finished).unwrap();
             let after = tree(s.wh.root());
             let counts = step == CommitStep::Committed;
             assert_eq!(finished.contains(&s.second), counts, "{step:?}: the run counts once its runs row exists");
@@ -204,12 +211,12 @@ fn a_commit_stopped_at_any_step_is_undone_or_completed_by_the_next_clean_up() {
                 assert_eq!(cleaned.completed.len(), usize::from(replay), "{step:?}: replay {replay}");
             }
             // The hashes a later run sees are those of the runs that count, no more.
-            let mut index = HashIndex::new();
-            s.wh.load_hashes(&finished, &mut index).unwrap();
-            let now = index.run("later");
-            assert!(matches!(index.check("aaaa0000aaaa0000aaaa", now), Seen::Duplicate { .. }), "{step:?}");
-            let second = index.check("bbbb0000bbbb0000bbbb", now);
-            assert_eq!(matches!(second, Seen::Duplicate { .. }), counts, "{step:?}: second run's hash");
+            let keys = ["aaaa0000aaaa0000aaaa", "bbbb0000bbbb0000bbbb"].map(|h| PackedHash::new(h).unwrap());
+            let found = index.lookup(&keys).unwrap();
+            assert_eq!(found[0], Some(s.first.as_str()), "{step:?}: the first run's hash");
+            let second = counts.then_some(s.second.as_str());
+            assert_eq!(found[1], second, "{step:?}: the second run's hash");
+            assert_eq!(repairs.rebuilt, Vec::<String>::new(), "{step:?}: nothing to rebuild");
         }
     }
 }

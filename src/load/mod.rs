@@ -1,7 +1,6 @@
 //! Load: Parquet tables in a warehouse directory, committed run by run.
 
 pub mod commit;
-pub mod hash_list;
 pub mod index;
 pub mod parquet;
 pub mod warehouse;

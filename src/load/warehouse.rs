@@ -9,8 +9,7 @@
 //! WH/_quarry/lock                     held by the run in progress
 //! WH/_quarry/staging/<run_id>/        files in progress, never inside a table folder
 //! WH/_quarry/files/<run_id>.tsv       digest and name of every file the run read
-//! WH/_quarry/hashes/<run_id>.bin      the hashes of the run's posts, sorted (read instead of the
-//!                                     posts file's hash column when checking for duplicates)
+//! WH/_quarry/index/                   the dedupe index: every posts hash with its run (`load::index`)
 //! WH/_quarry/replace/<run_id>/<old_run_id>/rejects.parquet | delete
 //!                                     a replay's new versions of earlier rejects files, waiting
 //!                                     for its runs row (then swapped in) or dropped (no runs row)
@@ -21,13 +20,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, StringArray};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ProjectionMask;
-
-use super::hash_list;
 use crate::contract::Table;
-use crate::transform::dedupe::HashIndex;
 /// Marker of a replaced rejects file that a replay left empty: the file is removed, not replaced.
 pub const DELETE_MARKER: &str = "delete";
 
@@ -108,13 +101,9 @@ impl Warehouse {
         self.internal().join("files")
     }
 
-    fn hashes_dir(&self) -> PathBuf {
-        self.internal().join("hashes")
-    }
-
-    /// The hash list of a run's posts.
-    pub fn hash_list(&self, run_id: &str) -> PathBuf {
-        self.hashes_dir().join(format!("{run_id}.bin"))
+    /// The dedupe index's folder.
+    pub fn index_dir(&self) -> PathBuf {
+        super::index::dir_of(&self.internal())
     }
 
     /// Where a replay's new versions of earlier rejects files wait for its `runs` row.
@@ -251,18 +240,13 @@ impl Warehouse {
                 c.removed.push(p);
             }
         }
-        for (dir, why) in [
-            (self.files_dir(), "cannot remove a crashed run's digest list"),
-            (self.hashes_dir(), "cannot remove a crashed run's hash list"),
-        ] {
-            if !dir.exists() {
-                continue;
-            }
+        let dir = self.files_dir();
+        if dir.exists() {
             for e in fs::read_dir(&dir).map_err(io_err(&dir, "cannot list run files"))? {
                 let p = e.map_err(io_err(&dir, "cannot list run files"))?.path();
                 let id = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
                 if !finished.contains(id) {
-                    fs::remove_file(&p).map_err(io_err(&p, why))?;
+                    fs::remove_file(&p).map_err(io_err(&p, "cannot remove a crashed run's digest list"))?;
                     c.removed.push(p);
                 }
             }
@@ -287,56 +271,5 @@ impl Warehouse {
             }
         }
         Ok(out)
-    }
-
-    /// Loads the hash of every post of the finished runs into `index`: from each run's hash list
-    /// when it has a valid one for all its posts (a sorted file read at disk speed), otherwise from
-    /// the hash column of its posts file.
-    pub fn load_hashes(&self, finished: &BTreeSet<String>, index: &mut HashIndex) -> Result<(), WarehouseError> {
-        let mut lists = Vec::new();
-        for (id, path) in self.table_files(Table::Posts)? {
-            if !finished.contains(&id) {
-                continue;
-            }
-            let run = index.run(&id);
-            let bad = |e: parquet::errors::ParquetError| WarehouseError {
-                path: path.clone(),
-                what: "cannot read hashes",
-                source: io::Error::other(e),
-            };
-            let file = fs::File::open(&path).map_err(io_err(&path, "cannot open"))?;
-            let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(bad)?;
-            let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
-            let list = self.hash_list(&id);
-            match fs::read(&list) {
-                Ok(data) => match hash_list::decode(&data) {
-                    Some(hashes) if hashes.len() == rows => {
-                        lists.push((run, hashes));
-                        continue;
-                    }
-                    // Not this posts file's list (damaged, or the file was replaced): read the file.
-                    _ => {}
-                },
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err(&list, "cannot read the hash list")(e)),
-            }
-            index.reserve(rows);
-            let mask = ProjectionMask::roots(builder.parquet_schema(), [0]);
-            for batch in builder.with_projection(mask).with_batch_size(65536).build().map_err(bad)? {
-                let batch = batch.map_err(|e| bad(e.into()))?;
-                let hashes = batch.column(0).as_any().downcast_ref::<StringArray>().ok_or_else(|| WarehouseError {
-                    path: path.clone(),
-                    what: "the hash column is not a string column",
-                    source: io::Error::other("schema mismatch"),
-                })?;
-                for i in 0..hashes.len() {
-                    if hashes.is_valid(i) {
-                        index.insert(hashes.value(i), run);
-                    }
-                }
-            }
-        }
-        index.add_sorted(lists);
-        Ok(())
     }
 }

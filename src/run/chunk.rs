@@ -14,8 +14,10 @@ use crate::extract::batch::RowsBuilder;
 use crate::extract::page::extract_raw;
 use crate::extract::record::{Cell, Record, Reject};
 use crate::extract::split::{PageSplitter, RawPage};
+use crate::load::index::Index;
 use crate::pipeline::linematch::LinePattern;
 use crate::pipeline::Pipeline;
+use crate::transform::dedupe::PackedHash;
 
 /// Pages in a chunk at most (a chunk is also cut at `CHUNK_BYTES`).
 pub const CHUNK_PAGES: usize = 512;
@@ -50,6 +52,10 @@ pub enum Outcome {
 /// What the run needs of a post besides its row: its hash, issue codes and derivation inputs.
 pub struct PostMeta {
     pub hash: String,
+    /// The packed hash.
+    pub key: PackedHash,
+    /// The earlier run that took the hash, if one did (the warehouse index's answer).
+    pub taken_by: Option<String>,
     pub issues: Vec<String>,
     pub entries_valid: u32,
     pub ids: Vec<Option<i64>>,
@@ -83,11 +89,19 @@ impl<'a> ChunkBuilder<'a> {
         Ok(ChunkBuilder { p, run, outcomes: Vec::with_capacity(pages), rows, run_id, file: Cell::Null })
     }
 
-    fn push(&mut self, file: &str, pg: &RawPage, res: Result<Record, Reject>) {
+    fn push(&mut self, file: &str, pg: &RawPage, res: Result<Record, Reject>) -> Result<()> {
         let mut rec = match res {
-            Err(rej) => return self.outcomes.push(Outcome::Reject(rej)),
+            Err(rej) => {
+                self.outcomes.push(Outcome::Reject(rej));
+                return Ok(());
+            }
             Ok(rec) => rec,
         };
+        // The pipeline's hash type admits only lower-case hex of 16–64 digits.
+        let key = PackedHash::new(&rec.hash).ok_or_else(|| Error::Stage {
+            what: format!("{file}: the page at byte {}", pg.offset),
+            source: format!("hash {:?} is not lower-case hex", rec.hash).into(),
+        })?;
         let c = &self.p.cols;
         if !matches!(&self.file, Cell::Text(f) if f == file) {
             self.file = Cell::Text(file.to_string().into());
@@ -101,10 +115,13 @@ impl<'a> ChunkBuilder<'a> {
         };
         self.outcomes.push(Outcome::Post(PostMeta {
             hash: rec.hash,
+            key,
+            taken_by: None,
             issues,
             entries_valid: rec.entries_valid,
             ids: rec.ids,
         }));
+        Ok(())
     }
 
     /// The chunk output, and the text per column of its batch (to size the next chunk's).
@@ -119,8 +136,15 @@ impl<'a> ChunkBuilder<'a> {
     }
 }
 
-/// Extracts a chunk's pages in order on the current thread, and makes its post rows a batch.
-pub fn extract_chunk<T>(p: &Pipeline, chunk: &Chunk<T>, max_page: usize, run: &RunColumns) -> Result<ChunkOutput> {
+/// Extracts a chunk's pages in order on the current thread, makes its post rows a batch, and asks
+/// the warehouse index which of their hashes earlier runs took (in one sorted pass).
+pub fn extract_chunk<T>(
+    p: &Pipeline,
+    chunk: &Chunk<T>,
+    max_page: usize,
+    run: &RunColumns,
+    index: &Index,
+) -> Result<ChunkOutput> {
     thread_local! {
         /// Text per posts column of this thread's last chunk with posts, and that chunk's page bytes.
         static LAST: std::cell::RefCell<(Vec<usize>, usize)> = const { std::cell::RefCell::new((Vec::new(), 0)) };
@@ -131,13 +155,33 @@ pub fn extract_chunk<T>(p: &Pipeline, chunk: &Chunk<T>, max_page: usize, run: &R
     let own = p.clone();
     let mut b = ChunkBuilder::new(&own, run, chunk.pages.len(), &bytes)?;
     for (pg, file) in chunk.pages.iter().zip(&chunk.files) {
-        b.push(file, pg, extract_raw(&own, pg, max_page));
+        b.push(file, pg, extract_raw(&own, pg, max_page))?;
     }
-    let (out, bytes) = b.finish()?;
+    let (mut out, bytes) = b.finish()?;
     if out.posts.is_some() {
         LAST.set((bytes, raw));
+        taken_by(index, &mut out.outcomes)?;
     }
     Ok(out)
+}
+
+/// Fills `taken_by` of the posts from the index: their hashes sorted, each asked once.
+fn taken_by(index: &Index, outcomes: &mut [Outcome]) -> Result<()> {
+    if index.is_empty() {
+        return Ok(());
+    }
+    let mut keys: Vec<PackedHash> =
+        outcomes.iter().filter_map(|o| if let Outcome::Post(p) = o { Some(p.key) } else { None }).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let found = index.lookup(&keys)?;
+    for o in outcomes {
+        if let Outcome::Post(post) = o {
+            let at = keys.binary_search(&post.key).expect("every post's key was asked");
+            post.taken_by = found[at].map(str::to_string);
+        }
+    }
+    Ok(())
 }
 
 /// The text each posts column of a chunk of `raw` page bytes is expected to hold, from an earlier

@@ -6,9 +6,11 @@
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
 
 use super::chunk::{extract_chunk, Chunk, ChunkOutput, Piece, RunColumns};
 use crate::error::{Error, Result};
+use crate::load::index::Index;
 use crate::pipeline::Pipeline;
 
 /// Chunks extracted at once: the pool works on the next ones while the caller takes the oldest.
@@ -27,6 +29,8 @@ pub(crate) struct Extractor<'p> {
     p: &'p Pipeline,
     run: RunColumns,
     max_page: usize,
+    /// What earlier runs took, asked by the workers.
+    index: Arc<Index>,
     /// The workers; none with one thread.
     pool: Option<rayon::ThreadPool>,
 }
@@ -42,7 +46,13 @@ pub fn effective_threads(requested: usize) -> usize {
 
 impl<'p> Extractor<'p> {
     /// An extractor on `threads` threads (`quarry-worker-N`); pages over `max_page` bytes are rejected.
-    pub fn new(p: &'p Pipeline, run: RunColumns, max_page: usize, threads: usize) -> Result<Extractor<'p>> {
+    pub fn new(
+        p: &'p Pipeline,
+        run: RunColumns,
+        max_page: usize,
+        threads: usize,
+        index: Arc<Index>,
+    ) -> Result<Extractor<'p>> {
         let pool = if threads > 1 {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -53,7 +63,7 @@ impl<'p> Extractor<'p> {
         } else {
             None
         };
-        Ok(Extractor { p, run, max_page, pool })
+        Ok(Extractor { p, run, max_page, index, pool })
     }
 
     /// Extracts every chunk of `source` and hands chunks and events to `take` in source order. The
@@ -69,7 +79,7 @@ impl<'p> Extractor<'p> {
             for piece in source {
                 match piece {
                     Piece::Chunk(chunk) => {
-                        let out = extract_chunk(self.p, &chunk, self.max_page, &self.run)?;
+                        let out = extract_chunk(self.p, &chunk, self.max_page, &self.run, &self.index)?;
                         take(Taken::Chunk(chunk, out))?;
                     }
                     Piece::Event(e) => take(Taken::Event(e))?,
@@ -115,7 +125,7 @@ impl<'p> Extractor<'p> {
                 Piece::Chunk(chunk) => {
                     let (done, result) = sync_channel(1);
                     jobs.spawn(move |_| {
-                        let out = extract_chunk(self.p, &chunk, self.max_page, &self.run);
+                        let out = extract_chunk(self.p, &chunk, self.max_page, &self.run, &self.index);
                         let _ = done.send((chunk, out));
                     });
                     in_flight.push_back(result);

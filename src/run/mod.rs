@@ -34,6 +34,23 @@ use crate::error::Result;
 use crate::extract::split::DEFAULT_MAX_PAGE_BYTES;
 use crate::pipeline::Pipeline;
 
+/// After a commit: adopts the run's index segment and merges what the index's levels call for. The
+/// run is committed already: a failure is a warning, and the next run repairs the index.
+fn settle_index(wh: &crate::load::warehouse::Warehouse, run_id: &str) {
+    let clock = Instant::now();
+    match crate::load::index::settle(&wh.index_dir(), run_id) {
+        Ok(m) if m.steps > 0 => tracing::info!(
+            "index: merged {} files ({:.1} MB) into {} in {:.2} s",
+            m.files_in,
+            m.bytes_in as f64 / 1e6,
+            m.files_out,
+            clock.elapsed().as_secs_f64()
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("index: {e} (the run is committed; the next run repairs the index)"),
+    }
+}
+
 /// Settings of a run (import or replay).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -68,10 +85,11 @@ pub(crate) struct Run<'p> {
 impl<'p> Run<'p> {
     /// Starts a run: the session, the router with its table writers, the extractor's workers.
     fn begin(p: &'p Pipeline, opts: &RunOptions, clock: Instant) -> Result<Run<'p>> {
-        let mut session = Session::begin(&opts.warehouse, opts.wait)?;
+        let session = Session::begin(&opts.warehouse, opts.wait)?;
         let threads = effective_threads(opts.threads);
-        let router = Router::new(p, &mut session, threads > 1)?;
-        let extractor = Extractor::new(p, router.run_columns().clone(), opts.max_page_bytes, threads)?;
+        let router = Router::new(p, &session, threads > 1)?;
+        let index = session.index.clone();
+        let extractor = Extractor::new(p, router.run_columns().clone(), opts.max_page_bytes, threads, index)?;
         Ok(Run { p, opts: opts.clone(), session, router, extractor, clock })
     }
 
@@ -87,13 +105,15 @@ impl<'p> Run<'p> {
     ) -> Result<RunSummary> {
         let Run { p, session, router, extractor, clock, .. } = self;
         drop(extractor);
-        let Routed { mut summary, rows, hashes } = router.finish()?;
+        let Routed { mut summary, rows, segment } = router.finish()?;
         progress.finish();
         summary.seconds = clock.elapsed().as_secs_f64();
         let pipeline = format!("{} ({})", p.name, p.source.display());
         let row = summary::runs_row(&summary, &pipeline, inputs, session.started, now_micros())?;
-        let Session { commit, lock, .. } = session;
-        commit.commit(rows, files, hashes.as_deref(), &row, &p.output, replaced)?;
+        let Session { wh, commit, lock, index, run_id, .. } = session;
+        drop(index);
+        commit.commit(rows, files, segment.as_deref(), &row, &p.output, replaced)?;
+        settle_index(&wh, &run_id);
         drop(lock);
         Ok(summary)
     }

@@ -2,6 +2,7 @@
 //! hash to `posts`, a hash already taken (in this run or an earlier one: first wins) to
 //! `duplicates`, a page that cannot be imported to `rejects` — counting everything in the summary.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::BooleanArray;
@@ -17,9 +18,10 @@ use crate::error::{Error, Result};
 use crate::extract::batch::{duplicates_batch, rejects_batch, DuplicateRow, RejectRow};
 use crate::extract::record::Reject;
 use crate::extract::split::RawPage;
+use crate::load::index::run_keys::{RunKeys, SPILL_HASHES};
 use crate::load::parquet::TableWriter;
 use crate::pipeline::Pipeline;
-use crate::transform::dedupe::{HashIndex, PackedHash, Seen};
+use crate::transform::dedupe::PackedHash;
 
 /// Buffered reject bytes before they are written out.
 const REJECT_FLUSH_BYTES: usize = 16 << 20;
@@ -28,8 +30,10 @@ const REJECT_FLUSH_BYTES: usize = 16 << 20;
 pub(crate) struct Router<'p> {
     p: &'p Pipeline,
     run: RunColumns,
-    run_idx: u32,
-    index: HashIndex,
+    /// The hashes this run took so far (earlier runs' are asked of the index by the workers).
+    keys: RunKeys,
+    /// Where the run's own index segment is written.
+    segment: PathBuf,
     /// Post rows taken and not yet handed to the posts writer.
     posts: PostsParts,
     rejects: Vec<RejectRow>,
@@ -46,23 +50,22 @@ pub(crate) struct Routed {
     pub summary: RunSummary,
     /// Rows written to posts, rejects and duplicates.
     pub rows: [u64; 3],
-    /// The run's hashes, sorted, for its hash list (`None`: it cannot have one).
-    pub hashes: Option<Vec<PackedHash>>,
+    /// The run's own index segment (its hashes, sorted), staged; none when it took no hash.
+    pub segment: Option<PathBuf>,
 }
 
 impl<'p> Router<'p> {
-    /// Writers for the run's tables and an empty summary; takes the session's hash index. With
-    /// `writer_thread`, posts are written on a thread of their own.
-    pub fn new(p: &'p Pipeline, session: &mut Session, writer_thread: bool) -> Result<Router<'p>> {
-        let mut index = std::mem::take(&mut session.index);
-        let run_idx = index.run(&session.run_id);
+    /// Writers for the run's tables and an empty summary. With `writer_thread`, posts are written
+    /// on a thread of their own.
+    pub fn new(p: &'p Pipeline, session: &Session, writer_thread: bool) -> Result<Router<'p>> {
         let out = &p.output;
         let commit = &session.commit;
+        let work = commit.index_work()?;
         Ok(Router {
             p,
             run: RunColumns { run_id: session.run_id.clone(), started: session.started },
-            run_idx,
-            index,
+            keys: RunKeys::new(&work, &session.run_id, SPILL_HASHES),
+            segment: work.join("run.seg"),
             posts: PostsParts::default(),
             rejects: Vec::new(),
             reject_bytes: 0,
@@ -84,21 +87,21 @@ impl<'p> Router<'p> {
         &self.run
     }
 
-    /// Room for `n` more hashes in the index, so its set grows without copying itself (a discarded
+    /// Room for `n` more hashes in the run's set, so it grows without copying itself (a discarded
     /// copy would stay in the peak memory).
     pub fn reserve(&mut self, n: usize) {
-        self.index.reserve(n);
+        self.keys.reserve(n);
     }
 
     /// Writes what is buffered and closes the table files.
     pub fn finish(mut self) -> Result<Routed> {
         self.flush_posts()?;
         self.flush_rejects()?;
-        let Router { posts_w, rejects_w, dups_w, summary, index, run_idx, .. } = self;
+        let Router { posts_w, rejects_w, dups_w, summary, keys, segment, .. } = self;
         let rows = [posts_w.finish()?.close()?.rows, rejects_w.close()?.rows, dups_w.close()?.rows];
-        // Once the writers' buffers are free, so the list reuses their memory.
-        let hashes = index.run_hashes(run_idx);
-        Ok(Routed { summary, rows, hashes })
+        // Once the writers' buffers are free, so the merge reuses their memory.
+        let segment = keys.finish(&segment)?.map(|meta| meta.path);
+        Ok(Routed { summary, rows, segment })
     }
 
     fn flush_posts(&mut self) -> Result<()> {
@@ -144,8 +147,10 @@ impl<'p> Router<'p> {
     }
 
     /// Takes a chunk of pages in order (`files`: the source file of each), with what extraction
-    /// made of them: each page becomes a post, a duplicate or a reject.
+    /// made of them: each page becomes a post, a duplicate or a reject. A hash is a duplicate when an
+    /// earlier run took it (the index's answer, in `taken_by`) or an earlier page of this run did.
     pub fn take_chunk(&mut self, files: &[Arc<str>], pages: Vec<RawPage>, out: ChunkOutput) -> Result<()> {
+        let spilled = self.spilled(&out.outcomes)?;
         let mut keep = Vec::with_capacity(out.posts.as_ref().map_or(0, RecordBatch::num_rows));
         for ((pg, outcome), file) in pages.into_iter().zip(out.outcomes).zip(files) {
             self.summary.pages += 1;
@@ -156,34 +161,39 @@ impl<'p> Router<'p> {
                 }
                 Outcome::Post(post) => post,
             };
-            match self.index.check(&post.hash, self.run_idx) {
-                Seen::Duplicate { first_run_id } => {
-                    let first_run_id = first_run_id.to_string();
-                    keep.push(false);
-                    self.summary.duplicates += 1;
-                    self.dups.push(DuplicateRow {
-                        hash: post.hash,
-                        source_file: file.to_string(),
-                        source_offset: pg.offset,
-                        first_run_id,
-                    });
-                    if self.dups.len() >= self.p.output.batch_rows.get() {
-                        self.flush_rejects()?;
-                    }
+            // Taken by an earlier run, or earlier in this one: spilled to disk, or in the set in
+            // memory (then `insert` says so and takes nothing).
+            let first_run_id = if post.taken_by.is_some() {
+                post.taken_by
+            } else if spilled.binary_search(&post.key).is_ok() || !self.keys.insert(&post.key) {
+                Some(self.run.run_id.clone())
+            } else {
+                None
+            };
+            if let Some(first_run_id) = first_run_id {
+                keep.push(false);
+                self.summary.duplicates += 1;
+                self.dups.push(DuplicateRow {
+                    hash: post.hash,
+                    source_file: file.to_string(),
+                    source_offset: pg.offset,
+                    first_run_id,
+                });
+                if self.dups.len() >= self.p.output.batch_rows.get() {
+                    self.flush_rejects()?;
                 }
-                Seen::New => {
-                    keep.push(true);
-                    self.summary.imported += 1;
-                    if !post.issues.is_empty() {
-                        self.summary.with_issues += 1;
-                        for code in post.issues {
-                            *self.summary.issues_by_code.entry(code).or_default() += 1;
-                        }
-                    }
-                    self.posts.entries_valid.push(post.entries_valid);
-                    self.posts.ids.push(post.ids);
+                continue;
+            }
+            keep.push(true);
+            self.summary.imported += 1;
+            if !post.issues.is_empty() {
+                self.summary.with_issues += 1;
+                for code in post.issues {
+                    *self.summary.issues_by_code.entry(code).or_default() += 1;
                 }
             }
+            self.posts.entries_valid.push(post.entries_valid);
+            self.posts.ids.push(post.ids);
         }
         if let Some(b) = out.posts {
             let b = if keep.iter().all(|k| *k) {
@@ -199,6 +209,22 @@ impl<'p> Router<'p> {
         if self.posts.rows >= self.p.output.batch_rows.get() {
             self.flush_posts()?;
         }
+        self.keys.spill_if_full()?;
         Ok(())
+    }
+
+    /// Of the chunk's hashes that no earlier run took, those this run spilled to disk, sorted.
+    fn spilled(&self, outcomes: &[Outcome]) -> Result<Vec<PackedHash>> {
+        let mut keys: Vec<PackedHash> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Post(p) if p.taken_by.is_none() => Some(p.key),
+                _ => None,
+            })
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let held = self.keys.in_spills(&keys)?;
+        Ok(keys.into_iter().zip(held).filter_map(|(k, h)| h.then_some(k)).collect())
     }
 }

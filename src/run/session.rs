@@ -3,12 +3,13 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::Result;
 use crate::load::commit::{RunCommit, RunLock};
+use crate::load::index::{Index, Repairs};
 use crate::load::warehouse::{Cleanup, Warehouse};
-use crate::transform::dedupe::HashIndex;
 
 /// A run's hold on its warehouse, from the lock to the commit.
 pub(crate) struct Session {
@@ -19,8 +20,8 @@ pub(crate) struct Session {
     pub finished: BTreeSet<String>,
     /// What the clean-up removed or completed.
     pub cleaned: Cleanup,
-    /// Every hash of the finished runs.
-    pub index: HashIndex,
+    /// Every hash of the finished runs, on disk.
+    pub index: Arc<Index>,
     /// The run's start, µs since the Unix epoch.
     pub started: i64,
     pub run_id: String,
@@ -28,15 +29,16 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Locks the warehouse (creating it if needed), cleans up after a crashed run, loads the hashes
-    /// of the finished runs and picks the run id.
+    /// Locks the warehouse (creating it if needed), cleans up after a crashed run, opens (and
+    /// repairs) the index of the finished runs' hashes and picks the run id.
     pub fn begin(warehouse: &Path, wait: bool) -> Result<Session> {
         let wh = Warehouse::create(warehouse)?;
         let lock = RunLock::acquire(&wh, wait)?;
         let finished = wh.finished_runs()?;
         let cleaned = wh.cleanup(&finished)?;
-        let mut index = HashIndex::new();
-        wh.load_hashes(&finished, &mut index)?;
+        let (index, repairs) = Index::open(&wh, &finished)?;
+        log_repairs(&repairs);
+        let index = Arc::new(index);
         let started = now_micros();
         let mut run_id = run_id_of(started);
         while finished.contains(&run_id) {
@@ -44,6 +46,27 @@ impl Session {
         }
         let commit = RunCommit::begin(&wh, &run_id, &date_of(started))?;
         Ok(Session { wh, lock, finished, cleaned, index, started, run_id, commit })
+    }
+}
+
+/// What opening the index had to repair, for the operator: a rebuild is worth a warning (it reads
+/// posts files and means something was lost), the rest an info line.
+fn log_repairs(r: &Repairs) {
+    if let Some(why) = &r.reset {
+        tracing::warn!("index: rebuilding the whole index from the posts files ({why})");
+    }
+    if !r.rebuilt.is_empty() {
+        let runs = if r.rebuilt.len() > 3 { format!("{} runs", r.rebuilt.len()) } else { r.rebuilt.join(", ") };
+        tracing::warn!("index: rebuilt the hashes of {runs} from their posts files");
+    }
+    if !r.adopted.is_empty() {
+        tracing::info!("index: adopted the segments of {} finished runs", r.adopted.len());
+    }
+    for p in &r.removed {
+        tracing::info!(
+            "index: removed {} (no part of the index: left by a crashed run or merge, or by an older quarry)",
+            p.display()
+        );
     }
 }
 

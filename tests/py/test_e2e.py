@@ -122,34 +122,43 @@ def test_killed_import_leaves_no_trace(corpus, batch1_warehouse, tmp_path, point
     report = truthcheck.check(wh, corpus.root, batches=2, committed=False)
     assert report.ok, report.text()
     assert whr.orphan_rows(wh) == {}, "rows of the killed run are left in the tables"
-    for folder, suffix in (("files", ".tsv"), ("hashes", ".bin")):
-        left = {p.name.removesuffix(suffix) for p in (wh / "_quarry" / folder).glob("*")} - whr.run_ids(wh)
-        assert not left, f"_quarry/{folder} keeps lists of runs that never finished: {sorted(left)}"
+    left = {p.name.removesuffix(".tsv") for p in (wh / "_quarry" / "files").glob("*")} - whr.run_ids(wh)
+    assert not left, f"_quarry/files keeps lists of runs that never finished: {sorted(left)}"
+    segs = {p.name.removeprefix("run-").removesuffix(".seg") for p in (wh / "_quarry" / "index").glob("run-*.seg")}
+    assert not segs - whr.run_ids(wh), f"_quarry/index keeps segments of runs that never finished: {sorted(segs)}"
     assert_same(whr.duck_snapshot(wh), truth_totals(corpus, 2), "DuckDB glob after the rerun")
     assert_same(whr.snapshot(wh, committed=False), truth_totals(corpus, 2), "pyarrow dataset after the rerun")
 
 
-@pytest.mark.parametrize("damage", ["missing", "flipped_byte", "truncated", "other_run"])
-def test_duplicates_are_found_without_a_valid_hash_list(corpus, batch1_warehouse, tmp_path, damage):
-    """A run's hash list stands in for its posts file's hash column; when it is missing, damaged or
-    not that file's, the posts file is read instead and dedupe finds the same duplicates."""
+@pytest.mark.parametrize("damage", ["missing", "footer_byte", "truncated", "manifest", "block_byte"])
+def test_a_damaged_index_is_rebuilt_and_dedupe_stays_exact(corpus, batch1_warehouse, tmp_path, damage):
+    """The index (`_quarry/index/`) is rebuilt from the posts files when a segment is missing or
+    damaged, or the manifest cannot be read; the next run says so in its log and finds the same
+    duplicates. A damaged block is found only when a lookup reads it: that run stops with exit 1
+    naming the file, and the run after it rebuilds."""
     wh = copy_warehouse(batch1_warehouse, tmp_path)
-    lists = sorted((wh / "_quarry" / "hashes").glob("*.bin"))
-    assert [p.stem for p in lists] == sorted(whr.run_ids(wh)), "one hash list per run with posts"
-    data = bytearray(lists[0].read_bytes())
+    segs = sorted((wh / "_quarry" / "index").glob("run-*.seg"))
+    assert [p.name.removeprefix("run-").removesuffix(".seg") for p in segs] == sorted(whr.run_ids(wh))
+    seg = segs[0]
+    data = bytearray(seg.read_bytes())
     if damage == "missing":
-        lists[0].unlink()
-    elif damage == "flipped_byte":
-        data[len(data) // 2] ^= 0x01
-        lists[0].write_bytes(bytes(data))
+        seg.unlink()
+    elif damage == "footer_byte":
+        data[-40] ^= 0x01
+        seg.write_bytes(bytes(data))
     elif damage == "truncated":
-        lists[0].write_bytes(bytes(data[: len(data) - 40]))
+        seg.write_bytes(bytes(data[: len(data) - 40]))
+    elif damage == "manifest":
+        (wh / "_quarry" / "index" / "MANIFEST").write_text("{ not json")
     else:
-        # A valid list of another warehouse: fewer hashes than the posts file has rows.
-        other = tmp_path / "other"
-        assert_ran(whr.run_import(other, whr.FIXTURES / "seed-page.txt"), "import of the seed page")
-        lists[0].write_bytes(next((other / "_quarry" / "hashes").glob("*.bin")).read_bytes())
-    assert_ran(whr.run_import(wh, corpus.batch(2)), "import of batch 2")
+        data[8 + 100] ^= 0x01  # inside the first block
+        seg.write_bytes(bytes(data))
+        rc, _, err = whr.run_quarry(whr.import_args(wh, corpus.batch(2), quiet=False))
+        assert rc == 1, err
+        assert "checksum" in err and str(seg.name) in err, err
+    rc, _, err = whr.run_quarry(whr.import_args(wh, corpus.batch(2), quiet=False))
+    assert rc == 0, err
+    assert "index: rebuil" in err, err
     report = truthcheck.check(wh, corpus.root, batches=2, committed=False)
     assert report.ok, report.text()
 

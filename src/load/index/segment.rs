@@ -5,15 +5,16 @@
 //! blocks    BLOCK_BYTES each: records (digit count u8, packed digits, run u32 LE) back to back,
 //!           sorted, none across a block boundary; the rest of a block is zero (a digit count of 0
 //!           ends it)
+//! filter    a split-block bloom filter's bits (parquet's `Sbbf`)
 //! footer    the run table (u32 count, then u16 length + bytes per run id), the block index (u32
-//!           count, then per block its first key and the xxh3-64 of its bytes), the filter (u32
-//!           length, then a split-block bloom filter's bits: parquet's `Sbbf`), u64 record count
+//!           count, then per block its first key and the xxh3-64 of its bytes), the filter's xxh3-64
+//!           and length (u64, u32), u64 record count, the last key (a digit count of 0 when none)
 //! trailer   u64 footer offset, u64 footer length, u64 xxh3-64 of the footer, "QRYSEG01"
 //! ```
 //!
 //! A lookup reads the trailer and footer once (the block index stays in memory: about 2.5 bytes a
-//! hash) and then one block per key that the filter (when loaded) does not rule out. A file that
-//! fails a check is not a segment: `SegmentError` says where.
+//! hash) and then one block per key that the filter (read only when asked for) does not rule out. A file that
+//! fails a check is not a segment: `IndexError` says where.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -33,21 +34,22 @@ const TRAILER: usize = 8 + 8 + 8 + 8;
 /// False-positive rate of a segment's filter.
 const FILTER_FPP: f64 = 0.01;
 
-/// A file that is not a valid segment, or that could not be read or written.
+/// An index file (segment, manifest) that is not valid or could not be read or written; or a file the
+/// index is rebuilt from that could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {what}", path.display())]
-pub struct SegmentError {
+pub struct IndexError {
     /// The segment file.
     pub path: PathBuf,
     /// What is wrong, with the byte offset where it is known.
     pub what: String,
 }
 
-fn err(path: &Path, what: impl Into<String>) -> SegmentError {
-    SegmentError { path: path.to_path_buf(), what: what.into() }
+fn err(path: &Path, what: impl Into<String>) -> IndexError {
+    IndexError { path: path.to_path_buf(), what: what.into() }
 }
 
-fn io_err<'a>(path: &'a Path, doing: &'static str) -> impl FnOnce(io::Error) -> SegmentError + 'a {
+fn io_err<'a>(path: &'a Path, doing: &'static str) -> impl FnOnce(io::Error) -> IndexError + 'a {
     move |e| err(path, format!("{doing}: {e}"))
 }
 
@@ -116,7 +118,7 @@ pub struct SegmentWriter {
 
 impl SegmentWriter {
     /// Creates `path` for about `expected` keys (the filter is sized for them).
-    pub fn create(path: &Path, expected: u64) -> Result<SegmentWriter, SegmentError> {
+    pub fn create(path: &Path, expected: u64) -> Result<SegmentWriter, IndexError> {
         let file = File::create(path).map_err(io_err(path, "cannot create the segment"))?;
         let mut out = BufWriter::with_capacity(1 << 16, file);
         out.write_all(MAGIC).map_err(io_err(path, "cannot write the segment"))?;
@@ -154,7 +156,7 @@ impl SegmentWriter {
     }
 
     /// Adds `key`, imported by `run`; keys must come in strictly increasing order.
-    pub fn push(&mut self, key: &PackedHash, run: &str) -> Result<(), SegmentError> {
+    pub fn push(&mut self, key: &PackedHash, run: &str) -> Result<(), IndexError> {
         if self.last.is_some_and(|last| last >= *key) {
             return Err(err(&self.path, "keys out of order while writing"));
         }
@@ -177,7 +179,7 @@ impl SegmentWriter {
         Ok(())
     }
 
-    fn flush_block(&mut self) -> Result<(), SegmentError> {
+    fn flush_block(&mut self) -> Result<(), IndexError> {
         if self.block.is_empty() {
             return Ok(());
         }
@@ -192,7 +194,7 @@ impl SegmentWriter {
     }
 
     /// Writes the footer and makes the file durable.
-    pub fn finish(mut self) -> Result<SegmentMeta, SegmentError> {
+    pub fn finish(mut self) -> Result<SegmentMeta, IndexError> {
         self.flush_block()?;
         let mut footer = Vec::new();
         footer.extend_from_slice(&(self.runs.len() as u32).to_le_bytes());
@@ -205,16 +207,23 @@ impl SegmentWriter {
         footer.extend_from_slice(&self.index);
         let mut bits = Vec::new();
         self.filter.write_bitset(&mut bits).map_err(|e| err(&self.path, e.to_string()))?;
-        footer.extend_from_slice(&(bits.len() as u32).to_le_bytes());
-        footer.extend_from_slice(&bits);
+        let bits_len = u32::try_from(bits.len()).map_err(|_| err(&self.path, "filter over 4 GiB"))?;
+        footer.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&bits).to_le_bytes());
+        footer.extend_from_slice(&bits_len.to_le_bytes());
         footer.extend_from_slice(&self.records.to_le_bytes());
+        match &self.last {
+            Some(k) => put_key(&mut footer, k),
+            None => footer.push(0),
+        }
+        let footer_at = self.written + bits.len() as u64;
         let mut trailer = Vec::with_capacity(TRAILER);
-        trailer.extend_from_slice(&self.written.to_le_bytes());
+        trailer.extend_from_slice(&footer_at.to_le_bytes());
         trailer.extend_from_slice(&(footer.len() as u64).to_le_bytes());
         trailer.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&footer).to_le_bytes());
         trailer.extend_from_slice(MAGIC);
         let path = self.path.clone();
         let write = |out: &mut BufWriter<File>| -> io::Result<File> {
+            out.write_all(&bits)?;
             out.write_all(&footer)?;
             out.write_all(&trailer)?;
             out.flush()?;
@@ -239,6 +248,7 @@ pub struct Segment {
     sums: Vec<u64>,
     filter: Option<Sbbf>,
     records: u64,
+    last: Option<PackedHash>,
 }
 
 impl std::fmt::Debug for Segment {
@@ -255,7 +265,7 @@ struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], SegmentError> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], IndexError> {
         let end = self.at.checked_add(n).filter(|&e| e <= self.data.len());
         let end = end.ok_or_else(|| err(self.path, format!("footer ends early (at footer byte {})", self.at)))?;
         let s = &self.data[self.at..end];
@@ -263,11 +273,11 @@ impl<'a> Fields<'a> {
         Ok(s)
     }
 
-    fn u32(&mut self) -> Result<u32, SegmentError> {
+    fn u32(&mut self) -> Result<u32, IndexError> {
         Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("four bytes")))
     }
 
-    fn u64(&mut self) -> Result<u64, SegmentError> {
+    fn u64(&mut self) -> Result<u64, IndexError> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("eight bytes")))
     }
 }
@@ -275,7 +285,7 @@ impl<'a> Fields<'a> {
 impl Segment {
     /// Opens a segment and checks its trailer and footer; `with_filter` keeps its filter in memory
     /// (lookups of absent keys then read no block).
-    pub fn open(path: &Path, with_filter: bool) -> Result<Segment, SegmentError> {
+    pub fn open(path: &Path, with_filter: bool) -> Result<Segment, IndexError> {
         let mut file = File::open(path).map_err(io_err(path, "cannot open the segment"))?;
         let len = file.metadata().map_err(io_err(path, "cannot stat the segment"))?.len();
         if len < (MAGIC.len() + TRAILER) as u64 {
@@ -308,13 +318,7 @@ impl Segment {
         Self::parse(path, file, &footer, offset, with_filter)
     }
 
-    fn parse(
-        path: &Path,
-        file: File,
-        footer: &[u8],
-        blocks_end: u64,
-        with_filter: bool,
-    ) -> Result<Segment, SegmentError> {
+    fn parse(path: &Path, file: File, footer: &[u8], footer_at: u64, with_filter: bool) -> Result<Segment, IndexError> {
         let mut f = Fields { data: footer, at: 0, path };
         let nruns = f.u32()?;
         let mut runs = Vec::with_capacity(nruns.min(1 << 16) as usize);
@@ -324,9 +328,6 @@ impl Segment {
             runs.push(id.to_string());
         }
         let nblocks = f.u32()? as usize;
-        if (MAGIC.len() + nblocks * BLOCK_BYTES) as u64 != blocks_end {
-            return Err(err(path, format!("{nblocks} blocks do not fill the {blocks_end} bytes before the footer")));
-        }
         let (mut keys, mut key_at, mut sums) = (Vec::new(), Vec::with_capacity(nblocks), Vec::with_capacity(nblocks));
         for _ in 0..nblocks {
             let rest = &f.data[f.at..];
@@ -336,11 +337,30 @@ impl Segment {
             put_key(&mut keys, &k);
             sums.push(f.u64()?);
         }
-        let filter_len = f.u32()? as usize;
-        let bits = f.take(filter_len)?;
-        let filter = (with_filter && filter_len > 0).then(|| Sbbf::new(bits));
+        let (filter_sum, filter_len) = (f.u64()?, f.u32()? as u64);
+        let blocks_end = (MAGIC.len() + nblocks * BLOCK_BYTES) as u64;
+        if blocks_end + filter_len != footer_at {
+            return Err(err(path, format!("{nblocks} blocks and a {filter_len}-byte filter do not fill the {footer_at} bytes before the footer")));
+        }
+        let filter = if with_filter && filter_len > 0 {
+            let mut bits = vec![0u8; filter_len as usize];
+            file.read_exact_at(&mut bits, blocks_end).map_err(io_err(path, "cannot read the segment filter"))?;
+            if xxhash_rust::xxh3::xxh3_64(&bits) != filter_sum {
+                return Err(err(path, format!("filter checksum mismatch (filter at byte {blocks_end})")));
+            }
+            Some(Sbbf::new(&bits))
+        } else {
+            None
+        };
         let records = f.u64()?;
-        Ok(Segment { path: path.to_path_buf(), file, runs, keys, key_at, sums, filter, records })
+        let last = match f.data.get(f.at) {
+            Some(0) => None,
+            _ => Some(get_key(&f.data[f.at..]).ok_or_else(|| err(path, "the footer's last key is not a hash"))?.0),
+        };
+        if last.is_some() == key_at.is_empty() {
+            return Err(err(path, "the footer's last key does not match its blocks"));
+        }
+        Ok(Segment { path: path.to_path_buf(), file, runs, keys, key_at, sums, filter, records, last })
     }
 
     /// The file.
@@ -351,6 +371,12 @@ impl Segment {
     /// Keys held.
     pub fn records(&self) -> u64 {
         self.records
+    }
+
+    /// Smallest and largest key (none when the segment is empty).
+    pub fn range(&self) -> Option<(PackedHash, PackedHash)> {
+        let last = self.last?;
+        Some((self.first_key(0), last))
     }
 
     /// The run ids its records name.
@@ -385,18 +411,22 @@ impl Segment {
     }
 
     /// Reads and checks block `i`.
-    fn read_block(&self, i: usize, buf: &mut [u8; BLOCK_BYTES]) -> Result<(), SegmentError> {
+    fn read_block(&self, i: usize, buf: &mut [u8; BLOCK_BYTES]) -> Result<(), IndexError> {
         let at = (MAGIC.len() + i * BLOCK_BYTES) as u64;
         self.file.read_exact_at(buf, at).map_err(io_err(&self.path, "cannot read a segment block"))?;
         if xxhash_rust::xxh3::xxh3_64(buf) != self.sums[i] {
-            return Err(err(&self.path, format!("block {i} (at byte {at}) fails its checksum")));
+            // Moved aside, so the next run finds it missing and rebuilds what it held.
+            let aside = self.path.with_extension("seg.damaged");
+            let moved = std::fs::rename(&self.path, &aside).is_ok();
+            let then = if moved { "; moved aside: the next run rebuilds the index from the posts files" } else { "" };
+            return Err(err(&self.path, format!("block {i} (at byte {at}) fails its checksum{then}")));
         }
         Ok(())
     }
 
     /// For keys in increasing order, the run id of each key the segment holds, in `found` (left as
     /// it is for the others). Each block is read at most once.
-    pub fn lookup<'s>(&'s self, keys: &[PackedHash], found: &mut [Option<&'s str>]) -> Result<(), SegmentError> {
+    pub fn lookup<'s>(&'s self, keys: &[PackedHash], found: &mut [Option<&'s str>]) -> Result<(), IndexError> {
         debug_assert!(keys.windows(2).all(|w| w[0] < w[1]), "keys sorted and unique");
         let mut buf = Box::new([0u8; BLOCK_BYTES]);
         let mut loaded: Option<usize> = None;
@@ -414,7 +444,7 @@ impl Segment {
         Ok(())
     }
 
-    fn find_in_block<'s>(&'s self, block: &[u8], k: &PackedHash, i: usize) -> Result<Option<&'s str>, SegmentError> {
+    fn find_in_block<'s>(&'s self, block: &[u8], k: &PackedHash, i: usize) -> Result<Option<&'s str>, IndexError> {
         let mut at = 0;
         while let Some((key, used)) = get_key(&block[at..]) {
             let run_at = at + used;
@@ -453,7 +483,7 @@ pub struct SegmentRecords<'s> {
 }
 
 impl<'s> Iterator for SegmentRecords<'s> {
-    type Item = Result<(PackedHash, &'s str), SegmentError>;
+    type Item = Result<(PackedHash, &'s str), IndexError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
@@ -540,6 +570,7 @@ mod tests {
             let all: Vec<(PackedHash, String)> =
                 seg.records_iter().map(|r| r.map(|(k, run)| (k, run.to_string())).unwrap()).collect();
             assert_eq!(all.len(), present.len());
+            assert_eq!(seg.range(), Some((present[0], *present.last().unwrap())));
             assert!(all.iter().zip(&present).all(|((k, _), p)| k == p));
         }
     }
@@ -566,6 +597,7 @@ mod tests {
         seg.lookup(&keys, &mut found).unwrap();
         assert!(found.iter().all(Option::is_none));
         assert_eq!(seg.records_iter().count(), 0);
+        assert_eq!(seg.range(), None);
     }
 
     #[test]

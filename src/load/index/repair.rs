@@ -1,0 +1,215 @@
+//! Opening the index under the warehouse lock, and repairing what a crash or a damaged file left
+//! (see the module doc of `index`): the index then holds the hashes of exactly the finished runs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, AsArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+
+use super::manifest::Manifest;
+use super::run_keys::{RunKeys, SPILL_HASHES};
+use super::segment::{IndexError, Segment};
+use super::{entry_of, run_file, run_of, Index};
+use crate::contract::Table;
+use crate::load::warehouse::Warehouse;
+use crate::transform::dedupe::PackedHash;
+
+/// What opening the index found and did, for the run's log.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Repairs {
+    /// Runs whose own segment the manifest did not list yet (a run stopped after its `runs` row).
+    pub adopted: Vec<String>,
+    /// Files removed: segments of runs without a `runs` row, files of a merge cut short.
+    pub removed: Vec<PathBuf>,
+    /// Runs whose hashes no file held, rebuilt from their posts files.
+    pub rebuilt: Vec<String>,
+    /// Why the whole index was rebuilt, when it was (an unreadable manifest or a damaged merged file).
+    pub reset: Option<String>,
+}
+
+fn io(path: &Path, doing: &str, e: std::io::Error) -> IndexError {
+    IndexError { path: path.to_path_buf(), what: format!("{doing}: {e}") }
+}
+
+impl Index {
+    /// Opens the index of `wh` for a run, repairing it first; `finished` are the runs with a `runs`
+    /// row. Must run under the warehouse lock.
+    pub fn open(wh: &Warehouse, finished: &BTreeSet<String>) -> Result<(Index, Repairs), IndexError> {
+        let dir = wh.index_dir();
+        fs::create_dir_all(&dir).map_err(|e| io(&dir, "cannot create the index folder", e))?;
+        let mut rep = Repairs::default();
+        let mut m = match Manifest::read(&dir) {
+            Ok(Some(m)) => m,
+            Ok(None) => Manifest::empty(),
+            Err(why) => {
+                rep.reset = Some(why);
+                Manifest::empty()
+            }
+        };
+        let mut written = m.clone();
+        sweep(&dir, &mut m, finished, &mut rep)?;
+        let posts = posts_by_run(wh, finished)?;
+        // Each pass either opens every file or drops the one that failed (at most once per file).
+        let index = loop {
+            for (run, files) in &posts {
+                if !m.runs.contains(run) {
+                    rebuild(&dir, run, files)?;
+                    if dir.join(run_file(run)).exists() {
+                        adopt(&dir, &mut m, run)?;
+                    } else {
+                        m.runs.insert(run.clone());
+                    }
+                    rep.rebuilt.push(run.clone());
+                }
+            }
+            if m != written {
+                m.write(&dir).map_err(|e| io(&dir.join(super::manifest::FILE), "cannot write", e))?;
+                written = m.clone();
+            }
+            match Index::from_manifest(&dir, &m) {
+                Ok(index) => break index,
+                Err(e) => drop_damaged(&dir, &mut m, e, &mut rep)?,
+            }
+        };
+        // The hash lists of an older quarry: the index now holds their hashes.
+        let legacy = wh.internal().join("hashes");
+        if legacy.exists() {
+            fs::remove_dir_all(&legacy).map_err(|e| io(&legacy, "cannot remove", e))?;
+            rep.removed.push(legacy);
+        }
+        Ok((index, rep))
+    }
+}
+
+/// Drops the listed file `e` names (missing or failing its checks). A run's own segment costs only
+/// its run (rebuilt on the next pass); a merged file holds hashes of runs unknown, so the whole index
+/// is rebuilt. An error of no listed file is returned as it is.
+fn drop_damaged(dir: &Path, m: &mut Manifest, e: IndexError, rep: &mut Repairs) -> Result<(), IndexError> {
+    let name = e.path.file_name().and_then(|n| n.to_str()).map(str::to_string);
+    let Some(name) = name.filter(|n| m.files.iter().any(|f| &f.name == n)) else { return Err(e) };
+    let _ = fs::remove_file(dir.join(&name));
+    rep.removed.push(dir.join(&name));
+    match run_of(&name) {
+        Some(run) => {
+            m.runs.remove(run);
+            m.files.retain(|f| f.name != name);
+        }
+        None => {
+            rep.reset.get_or_insert_with(|| e.to_string());
+            for f in &m.files {
+                let _ = fs::remove_file(dir.join(&f.name));
+            }
+            *m = Manifest { next_file: m.next_file, ..Manifest::empty() };
+        }
+    }
+    Ok(())
+}
+
+/// Removes temporary files, segments of unfinished runs and files no manifest lists; adopts the
+/// segments of finished runs the manifest lacks.
+fn sweep(dir: &Path, m: &mut Manifest, finished: &BTreeSet<String>, rep: &mut Repairs) -> Result<(), IndexError> {
+    let listed: BTreeSet<String> = m.files.iter().map(|f| f.name.clone()).collect();
+    let mut names = Vec::new();
+    for e in fs::read_dir(dir).map_err(|e| io(dir, "cannot list the index folder", e))? {
+        let e = e.map_err(|e| io(dir, "cannot list the index folder", e))?;
+        names.push(e.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    for name in names {
+        if name == super::manifest::FILE || listed.contains(&name) {
+            continue;
+        }
+        let path = dir.join(&name);
+        match run_of(&name) {
+            Some(run) if finished.contains(run) && !m.runs.contains(run) => match adopt(dir, m, run) {
+                Ok(()) => rep.adopted.push(run.to_string()),
+                // Damaged: removed here, rebuilt from the run's posts files below.
+                Err(_) => remove(&path, rep)?,
+            },
+            _ => remove(&path, rep)?,
+        }
+    }
+    Ok(())
+}
+
+fn remove(path: &Path, rep: &mut Repairs) -> Result<(), IndexError> {
+    let removed = if path.is_dir() { fs::remove_dir_all(path) } else { fs::remove_file(path) };
+    removed.map_err(|e| io(path, "cannot remove", e))?;
+    rep.removed.push(path.to_path_buf());
+    Ok(())
+}
+
+/// Adds the run's own segment (in `dir`) to the manifest.
+fn adopt(dir: &Path, m: &mut Manifest, run: &str) -> Result<(), IndexError> {
+    let name = run_file(run);
+    let seg = Segment::open(&dir.join(&name), false)?;
+    m.files.push(entry_of(&seg, &name)?);
+    m.runs.insert(run.to_string());
+    Ok(())
+}
+
+/// The posts files of each finished run.
+fn posts_by_run(wh: &Warehouse, finished: &BTreeSet<String>) -> Result<BTreeMap<String, Vec<PathBuf>>, IndexError> {
+    let mut out: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    let files = wh
+        .table_files(Table::Posts)
+        .map_err(|e| IndexError { path: wh.table(Table::Posts), what: format!("cannot list posts files: {e}") })?;
+    for (run, path) in files {
+        if finished.contains(&run) {
+            out.entry(run).or_default().push(path);
+        }
+    }
+    Ok(out)
+}
+
+/// Writes the run's own segment from the hash column of its posts files (bounded memory: the
+/// hashes spill to sorted files as an import's do).
+fn rebuild(dir: &Path, run: &str, files: &[PathBuf]) -> Result<(), IndexError> {
+    let work = dir.join(format!("rebuild-{run}.tmp"));
+    fs::create_dir_all(&work).map_err(|e| io(&work, "cannot create", e))?;
+    let mut keys = RunKeys::new(&work, run, SPILL_HASHES);
+    for path in files {
+        for_each_hash(path, |h| {
+            let k = PackedHash::new(h).ok_or_else(|| IndexError {
+                path: path.clone(),
+                what: format!("hash {h:?} is not 1–64 lower-case hex digits"),
+            })?;
+            keys.insert(&k);
+            keys.spill_if_full()
+        })?;
+    }
+    let tmp = work.join("run.seg");
+    if keys.finish(&tmp)?.is_some() {
+        let to = dir.join(run_file(run));
+        fs::rename(&tmp, &to).map_err(|e| io(&to, "cannot move the rebuilt segment", e))?;
+    }
+    fs::remove_dir_all(&work).map_err(|e| io(&work, "cannot remove", e))?;
+    Ok(())
+}
+
+/// Calls `f` with each hash of a posts file, reading only its `hash` column.
+fn for_each_hash(path: &Path, mut f: impl FnMut(&str) -> Result<(), IndexError>) -> Result<(), IndexError> {
+    let bad = |e: parquet::errors::ParquetError| IndexError {
+        path: path.to_path_buf(),
+        what: format!("cannot read hashes: {e}"),
+    };
+    let file = fs::File::open(path).map_err(|e| io(path, "cannot open", e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(bad)?;
+    let mask = ProjectionMask::columns(builder.parquet_schema(), ["hash"]);
+    for batch in builder.with_projection(mask).with_batch_size(65536).build().map_err(bad)? {
+        let batch = batch.map_err(|e| bad(e.into()))?;
+        let hashes = batch.column(0).as_string_opt::<i32>().ok_or_else(|| IndexError {
+            path: path.to_path_buf(),
+            what: "the hash column is not a string column".into(),
+        })?;
+        for i in 0..hashes.len() {
+            if hashes.is_valid(i) {
+                f(hashes.value(i))?;
+            }
+        }
+    }
+    Ok(())
+}
