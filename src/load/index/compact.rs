@@ -1,7 +1,7 @@
 //! Keeping the index few files deep (leveled merges, as LSM key-value stores do): level 0 holds one
-//! file per run; once it holds `L0_FILES` files or `L0_BYTES` bytes, they are merged with the
+//! file per run; once it holds `l0_files` files or `l0_bytes` bytes, they are merged with the
 //! level-1 files they overlap into level 1. Level n ≥ 1 holds at most `level_limit(n)` bytes, in
-//! files of about `FILE_BYTES` with disjoint key ranges; past its limit, one of its files is merged
+//! files of about `file_bytes` with disjoint key ranges; past its limit, one of its files is merged
 //! with the files of level n+1 it overlaps (the next one round the key space each time). Each step
 //! reads and writes at most a few tens of MB, and the work a run leaves follows the hashes it
 //! added. A step writes its files, then one new manifest, then removes its inputs: a step cut short
@@ -15,18 +15,32 @@ use super::merge::{merge, LevelWriter, Records};
 use super::segment::{IndexError, Segment};
 use crate::transform::dedupe::PackedHash;
 
-/// Level 0 is merged down once it holds this many files…
-pub const L0_FILES: usize = 8;
-/// …or this many bytes.
-pub const L0_BYTES: u64 = 32 << 20;
-/// Target size of a file of level 1 and below.
-pub const FILE_BYTES: u64 = 4 << 20;
-/// Bytes level 1 holds at most; each deeper level ten times more.
-pub const L1_BYTES: u64 = 32 << 20;
+/// When and how the levels are merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Level 0 is merged down once it holds this many files…
+    pub l0_files: usize,
+    /// …or this many bytes.
+    pub l0_bytes: u64,
+    /// Target size of a file of level 1 and below.
+    pub file_bytes: u64,
+    /// Bytes level 1 holds at most; each deeper level ten times more.
+    pub l1_bytes: u64,
+}
 
-/// The most bytes level `n` (≥ 1) holds.
-pub fn level_limit(n: u8) -> u64 {
-    L1_BYTES.saturating_mul(10u64.saturating_pow(u32::from(n.saturating_sub(1))))
+impl Default for Policy {
+    /// Level 0 merged at 8 files or 32 MB, 4 MB files, level 1 up to 32 MB: a merge step reads and
+    /// writes at most about 45 MB, and 100 million hashes (1.7 GB) sit in three levels.
+    fn default() -> Self {
+        Policy { l0_files: 8, l0_bytes: 32 << 20, file_bytes: 4 << 20, l1_bytes: 32 << 20 }
+    }
+}
+
+impl Policy {
+    /// The most bytes level `n` (≥ 1) holds.
+    pub fn level_limit(&self, n: u8) -> u64 {
+        self.l1_bytes.saturating_mul(10u64.saturating_pow(u32::from(n.saturating_sub(1))))
+    }
 }
 
 /// A merge to do: its input files and the level its output goes to.
@@ -67,10 +81,10 @@ fn span(files: &[&FileEntry]) -> Option<(PackedHash, PackedHash)> {
 }
 
 /// The next merge the manifest calls for, if any.
-pub fn plan(m: &Manifest) -> Option<Step> {
+pub fn plan(m: &Manifest, policy: &Policy) -> Option<Step> {
     let l0 = m.level(0);
     let l0_bytes: u64 = l0.iter().map(|f| f.bytes).sum();
-    if l0.len() >= L0_FILES || (l0_bytes >= L0_BYTES && !l0.is_empty()) {
+    if l0.len() >= policy.l0_files || (l0_bytes >= policy.l0_bytes && !l0.is_empty()) {
         let mut inputs: Vec<FileEntry> = l0.iter().map(|f| (*f).clone()).collect();
         if let Some((lo, hi)) = span(&l0) {
             inputs.extend(m.level(1).into_iter().filter(|f| overlaps(f, &lo, &hi)).cloned());
@@ -79,7 +93,7 @@ pub fn plan(m: &Manifest) -> Option<Step> {
     }
     for n in 1..=m.depth() {
         let files = m.level(n);
-        if files.iter().map(|f| f.bytes).sum::<u64>() <= level_limit(n) {
+        if files.iter().map(|f| f.bytes).sum::<u64>() <= policy.level_limit(n) {
             continue;
         }
         // The first file past the last one moved down, round the key space.
@@ -99,7 +113,7 @@ pub fn plan(m: &Manifest) -> Option<Step> {
 }
 
 /// Carries out `step` in `dir` and returns the manifest that replaces `m` (already written).
-pub fn run_step(dir: &Path, m: &Manifest, step: &Step) -> Result<(Manifest, Merged), IndexError> {
+pub fn run_step(dir: &Path, m: &Manifest, step: &Step, policy: &Policy) -> Result<(Manifest, Merged), IndexError> {
     let opened: Vec<Segment> =
         step.inputs.iter().map(|f| Segment::open(&dir.join(&f.name), false)).collect::<Result<_, _>>()?;
     let inputs: Vec<Records<'_>> = opened
@@ -108,7 +122,7 @@ pub fn run_step(dir: &Path, m: &Manifest, step: &Step) -> Result<(Manifest, Merg
         .collect();
     let expected: u64 = step.inputs.iter().map(|f| f.records).sum();
     let mut next = m.next_file;
-    let mut out = LevelWriter::new(dir, step.level, FILE_BYTES, expected, &mut next);
+    let mut out = LevelWriter::new(dir, step.level, policy.file_bytes, expected, &mut next);
     merge(inputs, |k, run| out.push(k, run))?;
     let written = out.finish()?;
     let mut new = m.clone();
@@ -140,10 +154,10 @@ pub fn run_step(dir: &Path, m: &Manifest, step: &Step) -> Result<(Manifest, Merg
 }
 
 /// Merges until no level is over its limit; returns the manifest in force and what was done.
-pub fn settle(dir: &Path, mut m: Manifest) -> Result<(Manifest, Merged), IndexError> {
+pub fn settle(dir: &Path, mut m: Manifest, policy: &Policy) -> Result<(Manifest, Merged), IndexError> {
     let mut total = Merged::default();
-    while let Some(step) = plan(&m) {
-        let (next, done) = run_step(dir, &m, &step)?;
+    while let Some(step) = plan(&m, policy) {
+        let (next, done) = run_step(dir, &m, &step, policy)?;
         total.steps += done.steps;
         total.files_in += done.files_in;
         total.files_out += done.files_out;
@@ -164,9 +178,11 @@ mod tests {
 
     #[test]
     fn plans_follow_the_levels_limits() {
+        let policy = Policy::default();
+        let plan = |m: &Manifest| plan(m, &policy);
         let mut m = Manifest::empty();
         assert_eq!(plan(&m), None);
-        for i in 0..L0_FILES - 1 {
+        for i in 0..policy.l0_files - 1 {
             m.files.push(file(&format!("run-{i}.seg"), 0, 1000, "10", "f0"));
         }
         m.files.push(file("a.seg", 1, 1 << 20, "00", "3f"));
@@ -175,10 +191,10 @@ mod tests {
         m.files.push(file("run-last.seg", 0, 1000, "20", "30"));
         let step = plan(&m).unwrap();
         assert_eq!(step.level, 1);
-        assert_eq!(step.inputs.len(), L0_FILES + 2, "all of level 0 and the level-1 files it overlaps");
+        assert_eq!(step.inputs.len(), policy.l0_files + 2, "all of level 0 and the level-1 files it overlaps");
         // Level 1 over its limit: its first file goes down with the level-2 files it overlaps.
         let mut m = Manifest::empty();
-        m.files.push(file("a.seg", 1, L1_BYTES, "00", "3f"));
+        m.files.push(file("a.seg", 1, policy.l1_bytes, "00", "3f"));
         m.files.push(file("b.seg", 1, 1, "40", "ff"));
         m.files.push(file("c.seg", 2, 1, "00", "1f"));
         m.files.push(file("d.seg", 2, 1, "20", "4f"));
@@ -192,6 +208,6 @@ mod tests {
         m.merge_from = vec!["3f".into()];
         let step = plan(&m).unwrap();
         assert_eq!(step.inputs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["b.seg", "d.seg", "e.seg"]);
-        assert_eq!(level_limit(3), L1_BYTES * 100);
+        assert_eq!(policy.level_limit(3), policy.l1_bytes * 100);
     }
 }

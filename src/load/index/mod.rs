@@ -20,6 +20,8 @@
 
 mod compact;
 pub mod manifest;
+#[cfg(test)]
+mod model_tests;
 pub mod merge;
 mod repair;
 pub mod run_keys;
@@ -27,7 +29,7 @@ pub mod segment;
 
 use std::path::{Path, PathBuf};
 
-pub use compact::Merged;
+pub use compact::{Merged, Policy};
 use manifest::{FileEntry, Manifest};
 pub use repair::Repairs;
 use segment::{IndexError, Segment};
@@ -140,6 +142,11 @@ pub fn dir_of(internal: &Path) -> PathBuf {
 /// After a run's commit: adopts its segment (already moved into the index folder) and merges what
 /// the levels call for. A failure here leaves the run committed; the next run repairs the index.
 pub fn settle(dir: &Path, run_id: &str) -> Result<Merged, IndexError> {
+    settle_with(dir, run_id, &Policy::default())
+}
+
+/// `settle` under another merge policy.
+pub fn settle_with(dir: &Path, run_id: &str, policy: &Policy) -> Result<Merged, IndexError> {
     let mut m = Manifest::read(dir)
         .map_err(|what| IndexError { path: dir.join(manifest::FILE), what })?
         .unwrap_or_else(Manifest::empty);
@@ -150,7 +157,7 @@ pub fn settle(dir: &Path, run_id: &str) -> Result<Merged, IndexError> {
         m.runs.insert(run_id.to_string());
         m.write(dir).map_err(|e| IndexError { path: dir.join(manifest::FILE), what: format!("cannot write: {e}") })?;
     }
-    compact::settle(dir, m).map(|(_, merged)| merged)
+    compact::settle(dir, m, policy).map(|(_, merged)| merged)
 }
 
 /// The manifest entry of an open level-0 segment.
