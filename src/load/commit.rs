@@ -20,12 +20,6 @@ use super::warehouse::{io_err, Warehouse, WarehouseError, DELETE_MARKER};
 use crate::contract::Table;
 use crate::pipeline::OutputConfig;
 
-/// Environment variable of the test-only switch that holds a run at a step of its commit (the
-/// step's name) until it is killed. Debug builds only (the tests' builds): a release binary has no
-/// such switch.
-#[cfg(debug_assertions)]
-pub const TEST_HOLD_ENV: &str = "QUARRY_TEST_HOLD";
-
 /// The points of a commit where a kill leaves a state of its own, in commit order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum CommitStep {
@@ -157,21 +151,14 @@ fn sync_dir(dir: &Path) -> Result<(), WarehouseError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir, "cannot sync folder"))
 }
 
-/// At `step`: holds until killed when the test switch names it (debug builds only); true when a
-/// unit test asked the commit to stop here.
+/// At `step`: holds until killed when the test switch names it (debug builds only, see
+/// `load::hold`); true when a unit test asked the commit to stop here.
 fn hold(step: CommitStep) -> bool {
-    #[cfg(debug_assertions)]
-    if std::env::var(TEST_HOLD_ENV).is_ok_and(|v| v == step.name()) {
-        eprintln!("quarry: test hold at {}", step.name());
-        loop {
-            std::thread::sleep(std::time::Duration::from_secs(3600));
-        }
-    }
+    super::hold::hold_at(step.name());
     #[cfg(test)]
     if STOP_AT.get() == Some(step) {
         return true;
     }
-    let _ = step;
     false
 }
 

@@ -130,6 +130,27 @@ def test_killed_import_leaves_no_trace(corpus, batch1_warehouse, tmp_path, point
     assert_same(whr.snapshot(wh, committed=False), truth_totals(corpus, 2), "pyarrow dataset after the rerun")
 
 
+@pytest.mark.parametrize("point", ["adopted", "merge-written", "merge-switched"])
+def test_a_run_killed_while_the_index_merges_loses_nothing(corpus, tmp_path, monkeypatch, point):
+    """Under a merge policy small enough that every run merges (QUARRY_TEST_INDEX_POLICY=tiny, debug
+    builds only), batch 2's run is killed after its runs row: after adopting its segment, after a
+    merge wrote its files, after the merge switched the manifest. The run counts; the next runs
+    repair the index, and after batch 3 the warehouse is exactly the truth (every hash once)."""
+    monkeypatch.setenv("QUARRY_TEST_INDEX_POLICY", "tiny")
+    wh = tmp_path / "wh"
+    import_batches(wh, corpus, [1])
+    with whr.HeldImport(wh, corpus.batch(2), point=point) as held:
+        assert held.wait_held(HOLD_TIMEOUT_S), f"no '{held.hold_line}' (exit {held.proc.poll()}):\n{held.stderr()}"
+        held.kill()
+    assert len(whr.runs_in_order(wh)) == 2, "the killed run had written its runs row"
+    rc, _, err = whr.run_quarry(whr.import_args(wh, corpus.batch(3), quiet=False))
+    assert rc == 0, err
+    manifest = json.loads((wh / "_quarry" / "index" / "MANIFEST").read_text())
+    assert max(f["level"] for f in manifest["files"]) >= 2, "the tiny policy made levels"
+    report = truthcheck.check(wh, corpus.root, batches=3, committed=False)
+    assert report.ok, report.text()
+
+
 @pytest.mark.parametrize("damage", ["missing", "footer_byte", "truncated", "manifest", "block_byte"])
 def test_a_damaged_index_is_rebuilt_and_dedupe_stays_exact(corpus, batch1_warehouse, tmp_path, damage):
     """The index (`_quarry/index/`) is rebuilt from the posts files when a segment is missing or

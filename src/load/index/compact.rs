@@ -37,6 +37,16 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// The policy of a run: the default; in debug builds `QUARRY_TEST_INDEX_POLICY=tiny` asks for
+    /// one under which a few pages make several levels (for the kill tests).
+    pub fn for_runs() -> Policy {
+        if crate::load::hold::tiny_policy() {
+            Policy { l0_files: 2, l0_bytes: 2_000, file_bytes: 1_000, l1_bytes: 2_000 }
+        } else {
+            Policy::default()
+        }
+    }
+
     /// The most bytes level `n` (≥ 1) holds.
     pub fn level_limit(&self, n: u8) -> u64 {
         self.l1_bytes.saturating_mul(10u64.saturating_pow(u32::from(n.saturating_sub(1))))
@@ -125,6 +135,7 @@ pub fn run_step(dir: &Path, m: &Manifest, step: &Step, policy: &Policy) -> Resul
     let mut out = LevelWriter::new(dir, step.level, policy.file_bytes, expected, &mut next);
     merge(inputs, |k, run| out.push(k, run))?;
     let written = out.finish()?;
+    crate::load::hold::hold_at("merge-written");
     let mut new = m.clone();
     new.next_file = next;
     new.files.retain(|f| !step.inputs.iter().any(|i| i.name == f.name));
@@ -146,6 +157,7 @@ pub fn run_step(dir: &Path, m: &Manifest, step: &Step, policy: &Policy) -> Resul
     new.files.extend(written.into_iter().filter(|f| f.records > 0));
     new.write(dir)
         .map_err(|e| IndexError { path: dir.join(super::manifest::FILE), what: format!("cannot write: {e}") })?;
+    crate::load::hold::hold_at("merge-switched");
     drop(opened);
     for f in &step.inputs {
         let _ = fs::remove_file(dir.join(&f.name));

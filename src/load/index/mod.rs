@@ -142,7 +142,7 @@ pub fn dir_of(internal: &Path) -> PathBuf {
 /// After a run's commit: adopts its segment (already moved into the index folder) and merges what
 /// the levels call for. A failure here leaves the run committed; the next run repairs the index.
 pub fn settle(dir: &Path, run_id: &str) -> Result<Merged, IndexError> {
-    settle_with(dir, run_id, &Policy::default())
+    settle_with(dir, run_id, &Policy::for_runs())
 }
 
 /// `settle` under another merge policy.
@@ -157,6 +157,7 @@ pub fn settle_with(dir: &Path, run_id: &str, policy: &Policy) -> Result<Merged, 
         m.runs.insert(run_id.to_string());
         m.write(dir).map_err(|e| IndexError { path: dir.join(manifest::FILE), what: format!("cannot write: {e}") })?;
     }
+    crate::load::hold::hold_at("adopted");
     compact::settle(dir, m, policy).map(|(_, merged)| merged)
 }
 

@@ -1,0 +1,30 @@
+//! Test-only switches, compiled into debug builds only (the builds the tests run): a run held at a
+//! named point until it is killed, and a merge policy small enough for a few pages to make levels.
+
+/// Environment variable that holds a run at the point it names (a commit step, a merge point).
+#[cfg(debug_assertions)]
+pub const TEST_HOLD_ENV: &str = "QUARRY_TEST_HOLD";
+/// Environment variable that, set to `tiny`, makes the index merge after a few hundred bytes.
+#[cfg(debug_assertions)]
+pub const TEST_POLICY_ENV: &str = "QUARRY_TEST_INDEX_POLICY";
+
+/// Holds here until the process is killed when `QUARRY_TEST_HOLD` names `point` (debug builds).
+pub(crate) fn hold_at(point: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var(TEST_HOLD_ENV).is_ok_and(|v| v == point) {
+        eprintln!("quarry: test hold at {point}");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+    let _ = point;
+}
+
+/// Whether `QUARRY_TEST_INDEX_POLICY=tiny` asks for the tiny merge policy (debug builds).
+pub(crate) fn tiny_policy() -> bool {
+    #[cfg(debug_assertions)]
+    if std::env::var(TEST_POLICY_ENV).is_ok_and(|v| v == "tiny") {
+        return true;
+    }
+    false
+}
