@@ -56,6 +56,7 @@ impl Table {
     pub fn hints(self) -> WriteHints {
         match self {
             Table::Posts => WriteHints {
+                file_rows: Some(POSTS_FILE_ROWS),
                 bloom: &["hash"],
                 unique: &[
                     "hash",
@@ -87,9 +88,15 @@ impl fmt::Display for Table {
     }
 }
 
+/// Rows of one posts file at most: a run of more writes several files (a Parquet writer holds every
+/// row group's metadata until its file is closed, so this bounds what a long run holds).
+pub const POSTS_FILE_ROWS: u64 = 1 << 20;
+
 /// How a table's columns are written beyond the defaults (dictionary encoding, page statistics).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriteHints {
+    /// Rows of one file at most (`None`: one file per run).
+    pub file_rows: Option<u64>,
     /// Columns with a bloom filter (point lookups by analysts and by dedupe).
     pub bloom: &'static [&'static str],
     /// Nearly one value per row (hashes, titles, offsets): plain encoding, statistics kept. A

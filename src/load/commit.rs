@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use arrow::record_batch::RecordBatch;
 
 use super::index;
-use super::parquet::{properties, TableWriter, WriteError};
+use super::parquet::{part_name, properties, TableWriter, WriteError};
 use super::warehouse::{io_err, Warehouse, WarehouseError, DELETE_MARKER};
 use crate::contract::Table;
 use crate::pipeline::OutputConfig;
@@ -173,7 +173,24 @@ impl RunCommit {
     /// A writer for a table's file of this run, under its staging name.
     pub fn writer(&self, table: Table, out: &OutputConfig) -> Result<TableWriter, CommitError> {
         let props = properties(out, table).map_err(|source| WriteError { path: self.staging.clone(), source })?;
-        Ok(TableWriter::create(&self.staging.join(format!("{table}.parquet")), table.schema(), props)?)
+        let rows = table.hints().file_rows.and_then(|rows| super::hold::file_rows(Some(rows)));
+        Ok(TableWriter::rolling(&self.staging, table.name(), table.schema(), props, rows)?)
+    }
+
+    /// Moves every staged part of a table's file into the table (a run may write several).
+    fn move_parts(&self, table: Table) -> Result<(), CommitError> {
+        for n in 0.. {
+            let from = self.staging.join(part_name(table.name(), n));
+            if n > 0 && !from.exists() {
+                break;
+            }
+            let to = self.wh.table_part(table, &self.run_id, &self.ingest_date, n);
+            let dir = to.parent().expect("table file has a folder");
+            fs::create_dir_all(dir).map_err(io_err(dir, "cannot create the table folder"))?;
+            fs::rename(&from, &to).map_err(io_err(&to, "cannot move the staged file into its table"))?;
+            sync_dir(dir)?;
+        }
+        Ok(())
     }
 
     /// The staging folder of the run's hashes (its spills and its own segment), created.
@@ -230,16 +247,12 @@ impl RunCommit {
             return Ok(());
         }
         for (table, rows) in Table::DATA.into_iter().zip(rows) {
-            let from = self.staging.join(format!("{table}.parquet"));
+            let first = self.staging.join(part_name(table.name(), 0));
             if rows == 0 {
                 // A table the run adds no rows to gets no file: a rerun adds its runs row and nothing else.
-                fs::remove_file(&from).map_err(io_err(&from, "cannot remove an empty staged file"))?;
+                fs::remove_file(&first).map_err(io_err(&first, "cannot remove an empty staged file"))?;
             } else {
-                let to = self.wh.table_file(table, &self.run_id, &self.ingest_date);
-                let dir = to.parent().expect("table file has a folder");
-                fs::create_dir_all(dir).map_err(io_err(dir, "cannot create the table folder"))?;
-                fs::rename(&from, &to).map_err(io_err(&to, "cannot move the staged file into its table"))?;
-                sync_dir(dir)?;
+                self.move_parts(table)?;
             }
             if hold(CommitStep::after(table)) {
                 return Ok(());

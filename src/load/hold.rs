@@ -1,5 +1,6 @@
 //! Test-only switches, compiled into debug builds only (the builds the tests run): a run held at a
-//! named point until it is killed, and a merge policy small enough for a few pages to make levels.
+//! named point until it is killed, a merge policy small enough for a few pages to make levels, and
+//! a small row limit per posts file.
 
 /// Environment variable that holds a run at the point it names (a commit step, a merge point).
 #[cfg(debug_assertions)]
@@ -27,4 +28,17 @@ pub(crate) fn tiny_policy() -> bool {
         return true;
     }
     false
+}
+
+/// Environment variable that sets the rows per posts file (to test a run that writes several).
+#[cfg(debug_assertions)]
+pub const TEST_FILE_ROWS_ENV: &str = "QUARRY_TEST_POSTS_FILE_ROWS";
+
+/// The rows per file `QUARRY_TEST_POSTS_FILE_ROWS` asks for (debug builds), else `rows`.
+pub(crate) fn file_rows(rows: Option<u64>) -> Option<u64> {
+    #[cfg(debug_assertions)]
+    if let Some(n) = std::env::var(TEST_FILE_ROWS_ENV).ok().and_then(|v| v.parse::<u64>().ok()) {
+        return Some(n.max(1));
+    }
+    rows
 }

@@ -20,6 +20,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::parquet::{part_name, PART};
 use crate::contract::Table;
 /// Marker of a replaced rejects file that a replay left empty: the file is removed, not replaced.
 pub const DELETE_MARKER: &str = "delete";
@@ -39,6 +40,12 @@ pub struct WarehouseError {
 
 pub(crate) fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> WarehouseError + 'a {
     move |source| WarehouseError { path: path.to_path_buf(), what, source }
+}
+
+/// The run id of a table file's name: `<run_id>.parquet` or `<run_id>-part-<n>.parquet`.
+fn run_of_file(name: &str) -> Option<&str> {
+    let stem = name.strip_suffix(".parquet")?;
+    Some(stem.split_once(PART).map_or(stem, |(run, _)| run))
 }
 
 /// A warehouse directory.
@@ -155,12 +162,17 @@ impl Warehouse {
 
     /// Final path of a run's file in a table.
     pub fn table_file(&self, table: Table, run_id: &str, ingest_date: &str) -> PathBuf {
+        self.table_part(table, run_id, ingest_date, 0)
+    }
+
+    /// Final path of part `n` of a run's file in a table (`part_name`).
+    pub fn table_part(&self, table: Table, run_id: &str, ingest_date: &str, n: u32) -> PathBuf {
         let dir = if table == Table::Posts {
             self.table(Table::Posts).join(format!("ingest_date={ingest_date}"))
         } else {
             self.table(table)
         };
-        dir.join(format!("{run_id}.parquet"))
+        dir.join(part_name(run_id, n))
     }
 
     /// Run ids of finished runs (those with a `runs` row), in order.
@@ -192,7 +204,7 @@ impl Warehouse {
                 let p = e.path();
                 if e.file_type().map_err(io_err(&p, "cannot stat"))?.is_dir() {
                     stack.push(p);
-                } else if let Some(id) = e.file_name().to_str().and_then(|n| n.strip_suffix(".parquet")) {
+                } else if let Some(id) = e.file_name().to_str().and_then(run_of_file) {
                     out.push((id.to_string(), p));
                 }
             }

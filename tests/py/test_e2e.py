@@ -288,3 +288,23 @@ def test_stdin_and_compressed_stdin_import(quarry_binary, tmp_path):
         posts = whr.read_table(wh, "posts").to_pylist()
         assert [(r["hash"], r["source_file"], r["source_offset"]) for r in posts] == \
             [("113b8413583934d18f4af6bc", "-", 0)]
+
+
+def test_a_run_writes_several_posts_files_past_the_row_limit(corpus, tmp_path, monkeypatch):
+    """A run's posts go into files of at most N rows (1,048,576; QUARRY_TEST_POSTS_FILE_ROWS sets it in
+    debug builds): every reader sees every row of every part, a kill after the posts parts moved in
+    leaves no trace, and reruns and dedupe work across parts."""
+    monkeypatch.setenv("QUARRY_TEST_POSTS_FILE_ROWS", "50")
+    wh = tmp_path / "wh"
+    import_batches(wh, corpus, [1])
+    parts = sorted((wh / "posts").rglob("*-part-*.parquet"))
+    assert len(parts) >= 2, sorted((wh / "posts").rglob("*.parquet"))
+    with whr.HeldImport(wh, corpus.batch(2), point="posts") as held:
+        assert held.wait_held(HOLD_TIMEOUT_S), f"no hold (exit {held.proc.poll()}):\n{held.stderr()}"
+        held.kill()
+    import_batches(wh, corpus, [2, 3])
+    report = truthcheck.check(wh, corpus.root, batches=3, committed=False)
+    assert report.ok, report.text()
+    assert_same(whr.duck_snapshot(wh), truth_totals(corpus, 3), "DuckDB glob over every part")
+    rc, out, err = whr.run_quarry(["query", wh, "SELECT count(*) AS n FROM posts", "--csv"])
+    assert rc == 0 and int(out.splitlines()[-1]) == truth_totals(corpus, 3)["posts"], (out, err)
