@@ -109,7 +109,10 @@ pub struct SegmentWriter {
     index: Vec<u8>,
     blocks: u32,
     runs: Vec<String>,
+    run_ids: std::collections::HashMap<String, u32>,
     last_run: Option<u32>,
+    /// The digit count of every key so far (`Some(None)` once two differ).
+    digits: Option<Option<u8>>,
     filter: Sbbf,
     records: u64,
     first: Option<PackedHash>,
@@ -131,7 +134,9 @@ impl SegmentWriter {
             index: Vec::new(),
             blocks: 0,
             runs: Vec::new(),
+            run_ids: std::collections::HashMap::new(),
             last_run: None,
+            digits: None,
             filter,
             records: 0,
             first: None,
@@ -144,11 +149,13 @@ impl SegmentWriter {
         if let Some(i) = self.last_run.filter(|&i| self.runs[i as usize] == run) {
             return i;
         }
-        let i = match self.runs.iter().position(|r| r == run) {
-            Some(i) => i as u32,
+        let i = match self.run_ids.get(run) {
+            Some(&i) => i,
             None => {
                 self.runs.push(run.to_string());
-                (self.runs.len() - 1) as u32
+                let i = (self.runs.len() - 1) as u32;
+                self.run_ids.insert(run.to_string(), i);
+                i
             }
         };
         self.last_run = Some(i);
@@ -162,6 +169,11 @@ impl SegmentWriter {
         }
         let run = self.run_index(run);
         let (_, digits) = key.parts();
+        self.digits = match self.digits {
+            None => Some(Some(digits)),
+            Some(Some(d)) if d == digits => Some(Some(d)),
+            _ => Some(None),
+        };
         let len = 1 + usize::from(digits).div_ceil(2) + 4;
         if self.block.len() + len > BLOCK_BYTES {
             self.flush_block()?;
@@ -215,6 +227,8 @@ impl SegmentWriter {
             Some(k) => put_key(&mut footer, k),
             None => footer.push(0),
         }
+        // The digit count all keys share (0: they differ), so a block can be searched by halves.
+        footer.push(self.digits.flatten().unwrap_or(0));
         let footer_at = self.written + bits.len() as u64;
         let mut trailer = Vec::with_capacity(TRAILER);
         trailer.extend_from_slice(&footer_at.to_le_bytes());
@@ -249,6 +263,8 @@ pub struct Segment {
     filter: Option<Sbbf>,
     records: u64,
     last: Option<PackedHash>,
+    /// The digit count every key has, when they all have the same (0 when not).
+    digits: u8,
 }
 
 impl std::fmt::Debug for Segment {
@@ -354,13 +370,25 @@ impl Segment {
         };
         let records = f.u64()?;
         let last = match f.data.get(f.at) {
-            Some(0) => None,
-            _ => Some(get_key(&f.data[f.at..]).ok_or_else(|| err(path, "the footer's last key is not a hash"))?.0),
+            Some(0) => {
+                f.take(1)?;
+                None
+            }
+            _ => {
+                let (k, used) =
+                    get_key(&f.data[f.at..]).ok_or_else(|| err(path, "the footer's last key is not a hash"))?;
+                f.take(used)?;
+                Some(k)
+            }
         };
+        let digits = f.take(1)?[0];
+        if digits > 64 {
+            return Err(err(path, format!("the footer's digit count {digits} is over 64")));
+        }
         if last.is_some() == key_at.is_empty() {
             return Err(err(path, "the footer's last key does not match its blocks"));
         }
-        Ok(Segment { path: path.to_path_buf(), file, runs, keys, key_at, sums, filter, records, last })
+        Ok(Segment { path: path.to_path_buf(), file, runs, keys, key_at, sums, filter, records, last, digits })
     }
 
     /// The file.
@@ -445,26 +473,57 @@ impl Segment {
     }
 
     fn find_in_block<'s>(&'s self, block: &[u8], k: &PackedHash, i: usize) -> Result<Option<&'s str>, IndexError> {
-        let mut at = 0;
-        while let Some((key, used)) = get_key(&block[at..]) {
-            let run_at = at + used;
-            let run = block
-                .get(run_at..run_at + 4)
-                .ok_or_else(|| err(&self.path, format!("block {i}: a record ends early")))?;
-            if key == *k {
-                let run = u32::from_le_bytes(run.try_into().expect("four bytes")) as usize;
-                let id = self
-                    .runs
-                    .get(run)
-                    .ok_or_else(|| err(&self.path, format!("block {i}: run {run} is not in the run table")))?;
-                return Ok(Some(id));
+        let (bytes, digits) = k.parts();
+        let used = usize::from(digits).div_ceil(2);
+        let at = if self.digits > 0 {
+            // Every record is as wide: search the block by halves (records first, then zeros).
+            if digits != self.digits {
+                return Ok(None);
             }
-            if key > *k {
-                break;
+            let width = 1 + used + 4;
+            let (mut lo, mut hi) = (0, BLOCK_BYTES / width);
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if block[mid * width] != 0 {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
             }
-            at = run_at + 4;
-        }
-        Ok(None)
+            // Same digit count: the packed bytes compare as the keys do.
+            let packed = &bytes[..used];
+            let (mut lo, mut hi) = (0, lo);
+            loop {
+                if lo >= hi {
+                    return Ok(None);
+                }
+                let mid = (lo + hi) / 2;
+                match block[mid * width + 1..mid * width + 1 + used].cmp(packed) {
+                    std::cmp::Ordering::Less => lo = mid + 1,
+                    std::cmp::Ordering::Greater => hi = mid,
+                    std::cmp::Ordering::Equal => break mid * width,
+                }
+            }
+        } else {
+            let mut at = 0;
+            loop {
+                let Some((key, len)) = get_key(&block[at..]) else { return Ok(None) };
+                match key.cmp(k) {
+                    std::cmp::Ordering::Less => at += len + 4,
+                    std::cmp::Ordering::Equal => break at,
+                    std::cmp::Ordering::Greater => return Ok(None),
+                }
+            }
+        };
+        let run_at = at + 1 + used;
+        let run =
+            block.get(run_at..run_at + 4).ok_or_else(|| err(&self.path, format!("block {i}: a record ends early")))?;
+        let run = u32::from_le_bytes(run.try_into().expect("four bytes")) as usize;
+        let id = self
+            .runs
+            .get(run)
+            .ok_or_else(|| err(&self.path, format!("block {i}: run {run} is not in the run table")))?;
+        Ok(Some(id))
     }
 
     /// Every record in key order, read block by block (for merges and checks).
