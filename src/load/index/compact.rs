@@ -126,10 +126,7 @@ pub fn plan(m: &Manifest, policy: &Policy) -> Option<Step> {
 pub fn run_step(dir: &Path, m: &Manifest, step: &Step, policy: &Policy) -> Result<(Manifest, Merged), IndexError> {
     let opened: Vec<Segment> =
         step.inputs.iter().map(|f| Segment::open(&dir.join(&f.name), false)).collect::<Result<_, _>>()?;
-    let inputs: Vec<Records<'_>> = opened
-        .iter()
-        .map(|s| Box::new(s.records_iter().map(|r| r.map(|(k, run)| (k, run.to_string())))) as Records<'_>)
-        .collect();
+    let inputs: Vec<Records<'_>> = opened.iter().map(|s| Box::new(s.records_iter()) as Records<'_>).collect();
     let expected: u64 = step.inputs.iter().map(|f| f.records).sum();
     let mut next = m.next_file;
     let mut out = LevelWriter::new(dir, step.level, policy.file_bytes, expected, &mut next);

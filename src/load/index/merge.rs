@@ -10,16 +10,16 @@ use super::segment::{IndexError, SegmentMeta, SegmentWriter};
 use crate::transform::dedupe::PackedHash;
 
 /// One sorted input of a merge.
-pub type Records<'a> = Box<dyn Iterator<Item = Result<(PackedHash, String), IndexError>> + 'a>;
+pub type Records<'a> = Box<dyn Iterator<Item = Result<(PackedHash, &'a str), IndexError>> + 'a>;
 
 /// Merges sorted inputs into `push`, in key order. A key in two inputs (never written so by quarry,
 /// but possible in a damaged warehouse) is pushed once, with the run id that sorts first — the run
 /// that started first, which is the first to import it. Returns the records pushed.
-pub fn merge(
-    mut inputs: Vec<Records<'_>>,
+pub fn merge<'a>(
+    mut inputs: Vec<Records<'a>>,
     mut push: impl FnMut(&PackedHash, &str) -> Result<(), IndexError>,
 ) -> Result<u64, IndexError> {
-    let mut heads: BinaryHeap<Reverse<(PackedHash, String, usize)>> = BinaryHeap::with_capacity(inputs.len());
+    let mut heads: BinaryHeap<Reverse<(PackedHash, &'a str, usize)>> = BinaryHeap::with_capacity(inputs.len());
     for (i, input) in inputs.iter_mut().enumerate() {
         if let Some(r) = input.next() {
             let (k, run) = r?;
@@ -30,7 +30,7 @@ pub fn merge(
     let mut last: Option<PackedHash> = None;
     while let Some(Reverse((k, run, i))) = heads.pop() {
         if last != Some(k) {
-            push(&k, &run)?;
+            push(&k, run)?;
             pushed += 1;
             last = Some(k);
         }
@@ -121,8 +121,8 @@ mod tests {
         PackedHash::new(h).unwrap()
     }
 
-    fn input(recs: &[(&str, &str)]) -> Records<'static> {
-        let v: Vec<_> = recs.iter().map(|(k, r)| Ok((key(k), r.to_string()))).collect();
+    fn input(recs: &'static [(&'static str, &'static str)]) -> Records<'static> {
+        let v: Vec<_> = recs.iter().map(|(k, r)| Ok((key(k), *r))).collect();
         Box::new(v.into_iter())
     }
 

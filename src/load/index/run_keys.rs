@@ -107,12 +107,9 @@ impl RunKeys {
         let expected = self.len();
         let run = self.run_id.clone();
         let in_memory: Vec<PackedHash> = self.set.take_sorted().collect();
-        let mut inputs: Vec<Records<'_>> = self
-            .spills
-            .iter()
-            .map(|s| Box::new(s.records_iter().map(|r| r.map(|(k, run)| (k, run.to_string())))) as Records<'_>)
-            .collect();
-        inputs.push(Box::new(in_memory.into_iter().map(|k| Ok((k, run.clone())))));
+        let mut inputs: Vec<Records<'_>> =
+            self.spills.iter().map(|s| Box::new(s.records_iter()) as Records<'_>).collect();
+        inputs.push(Box::new(in_memory.into_iter().map(|k| Ok((k, run.as_str())))));
         let mut w = SegmentWriter::create(path, expected)?;
         merge(inputs, |k, run| w.push(k, run))?;
         let meta = w.finish()?;
