@@ -1,14 +1,16 @@
 //! `quality_composite` by topic for the box plot, computed by polars without holding the posts rows.
 //!
 //! Exact quartiles need every value of a group, and polars' streaming engine has no streaming
-//! median: grouped by topic it would hold all posts. So the engine counts each distinct
-//! (group, value) pair as the scan streams by, and the quartiles are read off each group's running
-//! counts over that frequency table (linear interpolation, as DuckDB's `quantile_cont` and polars'
-//! `quantile`). Its size follows the distinct values per group: `quality_composite` is a weighted
-//! mean of a few integer scores, so thousands of rows where the posts are millions.
+//! median: grouped by topic it holds all posts. So the engine counts, per distinct value, the posts
+//! of each box (one count column per box) as the scan streams by, and the quartiles are read off
+//! each box's running counts in value order (linear interpolation, as DuckDB's `quantile_cont` and
+//! polars' `quantile`). The table has a row per distinct value: `quality_composite` is a weighted
+//! mean of a few integer scores, so about two thousand rows where the posts are millions. Keyed by
+//! the value alone (not by box and value) it stays within the streaming group-by's table of hot
+//! keys (4096), past which polars keeps each row of a key it has no room for until the end.
 
 use polars::prelude::{
-    col, len, lit, when, DataFrame, DataType, Expr, IntoLazy, JoinArgs, JoinBuildSide, JoinType, LazyFrame,
+    col, lit, when, DataFrame, DataType, Expr, IdxSize, IntoLazy, JoinArgs, JoinBuildSide, JoinType, LazyFrame,
     SortMultipleOptions,
 };
 
@@ -16,105 +18,94 @@ use super::{floats, ints, texts, BoxStats, TOP_TOPICS};
 use crate::error::Result;
 use crate::query::Reader;
 
-/// Box plot groups: one of the top topics (kept by name), another topic, no topic.
-const GROUP_TOP: i32 = 0;
-const GROUP_OTHER: i32 = 1;
-const GROUP_NONE: i32 = 2;
-
 /// Posts per topic, most first (ties by name).
 pub(super) const TOPICS: &str =
     "SELECT topic, count(*) AS n FROM posts WHERE topic IS NOT NULL GROUP BY topic ORDER BY n DESC, topic";
 
+/// The statistics of a box, each a column `{stat}_{box}` of the one-row result of `box_stats`.
+const STATS: [&str; 7] = ["n", "mean", "min", "q1", "median", "q3", "max"];
+
 /// `quality_composite` by topic: the `TOP_TOPICS` topics with the most posts (ties by name), then
-/// the other topics as one group, then posts without a topic; and the number of topics.
+/// the other topics as one box, then posts without a topic; and the number of topics. A box whose
+/// posts all lack the value has nothing to draw and is left out.
 pub(super) fn topic_boxes(reader: &Reader) -> Result<(Vec<BoxStats>, usize)> {
     // One row per topic: their number, and the top ones to draw by name.
     let topics = reader.sql(TOPICS)?;
     let top = topics.head(Some(TOP_TOPICS));
-    let stats = reader.run(box_stats(value_counts(reader.table("posts")?, top)))?;
+    let mut labels = texts(&top, "topic")?;
+    labels.push(format!("(other {} topics)", topics.height().saturating_sub(TOP_TOPICS)));
+    labels.push("(no topic)".to_string());
+    let stats = reader.run(box_stats(value_counts(reader.table("posts")?, top), labels.len()))?;
 
-    let others = topics.height().saturating_sub(TOP_TOPICS);
-    let (groups, labels, n) = (ints(&stats, "grp")?, texts(&stats, "topic")?, ints(&stats, "n")?);
-    let float = |c| floats(&stats, c);
-    let (mean, min, max) = (float("mean")?, float("min")?, float("max")?);
-    let (q1, median, q3) = (float("q1")?, float("median")?, float("q3")?);
     let mut boxes = Vec::new();
-    for r in 0..stats.height() {
-        let label = match i32::try_from(groups[r]) {
-            Ok(GROUP_TOP) => labels[r].clone(),
-            Ok(GROUP_OTHER) => format!("(other {others} topics)"),
-            _ => "(no topic)".to_string(),
-        };
-        let at = |c: &[Option<f64>]| c.get(r).copied().flatten().unwrap_or(f64::NAN);
+    for (b, label) in labels.into_iter().enumerate() {
+        let stat =
+            |s: &str| floats(&stats, &format!("{s}_{b}")).map(|v| v.first().copied().flatten().unwrap_or(f64::NAN));
+        let n = ints(&stats, &format!("n_{b}"))?.first().copied().unwrap_or(0);
+        if n == 0 {
+            continue;
+        }
         boxes.push(BoxStats {
             label,
-            n: usize::try_from(n[r]).unwrap_or(0),
-            min: at(&min),
-            q1: at(&q1),
-            median: at(&median),
-            q3: at(&q3),
-            max: at(&max),
-            mean: at(&mean),
+            n: usize::try_from(n).unwrap_or(0),
+            min: stat("min")?,
+            q1: stat("q1")?,
+            median: stat("median")?,
+            q3: stat("q3")?,
+            max: stat("max")?,
+            mean: stat("mean")?,
         });
     }
     Ok((boxes, topics.height()))
 }
 
-/// Posts with a value, counted per (group, topic of the group, value): streamed from the scan.
-/// `top` has the top topics with their post counts (`topic`, `n`).
+/// Per distinct value `q`, the posts of each box with that value (`c_0`, `c_1`, …), streamed from
+/// the scan. `top` has the top topics in their order (`topic`, `n`); box `k` is the k-th of them,
+/// then come the other topics and no topic.
 fn value_counts(posts: LazyFrame, top: DataFrame) -> LazyFrame {
-    let top = top.lazy().select([col("topic"), col("n").alias("posts")]);
+    let boxes = top.height() + 2;
+    let (other, none) = (lit(top.height() as IdxSize), lit((top.height() + 1) as IdxSize));
+    let top = top.lazy().select([col("topic")]).with_row_index("rank", None);
     // The top topics are the few rows the join holds; the posts stream past them.
     let args = JoinArgs::new(JoinType::Left).with_build_side(Some(JoinBuildSide::ForceRight));
-    let ranked = posts.select([col("topic"), col("quality_composite").alias("q")]).filter(col("q").is_not_null()).join(
-        top,
-        [col("topic")],
-        [col("topic")],
-        args,
-    );
-    let group = when(col("topic").is_null())
-        .then(lit(GROUP_NONE))
-        .when(col("posts").is_null())
-        .then(lit(GROUP_OTHER))
-        .otherwise(lit(GROUP_TOP));
-    let label =
-        when(col("posts").is_null()).then(lit(polars::prelude::NULL).cast(DataType::String)).otherwise(col("topic"));
-    ranked
-        .select([group.alias("grp"), label.alias("topic"), col("posts"), col("q")])
-        .group_by([col("grp"), col("topic"), col("posts"), col("q")])
-        .agg([len().alias("c")])
+    let in_box = when(col("topic").is_null()).then(none).when(col("rank").is_null()).then(other).otherwise(col("rank"));
+    let counts =
+        (0..boxes).map(|b| col("box").eq(lit(b as IdxSize)).cast(DataType::UInt64).sum().alias(format!("c_{b}")));
+    posts
+        .select([col("topic"), col("quality_composite").alias("q")])
+        .filter(col("q").is_not_null())
+        .join(top, [col("topic")], [col("topic")], args)
+        .select([in_box.alias("box"), col("q")])
+        .group_by([col("q")])
+        .agg(counts.collect::<Vec<_>>())
 }
 
-/// Count, mean, min, quartiles and max per group from the value counts (`c` posts of value `q`).
-fn box_stats(counts: LazyFrame) -> LazyFrame {
-    let by_value = SortMultipleOptions::default();
-    let n = col("c").sum().cast(DataType::Float64);
-    // The value at 0-based rank r of the group: the first, in value order, whose running count passes r.
-    let at_rank = |r: Expr| {
-        let running = col("c").sort_by([col("q")], by_value.clone()).cum_sum(false);
-        col("q").sort_by([col("q")], by_value.clone()).filter(running.gt(r)).first()
-    };
-    let quantile = |p: f64| {
-        let h = (n.clone() - lit(1.0)) * lit(p);
-        let (lo, hi) = (at_rank(h.clone().floor()), at_rank(h.clone().ceil()));
-        lo.clone() + (h.clone() - h.floor()) * (hi - lo)
-    };
-    counts
-        .group_by([col("grp"), col("topic")])
-        .agg([
-            col("c").sum().alias("n"),
-            ((col("q") * col("c")).sum() / n.clone()).alias("mean"),
-            col("q").min().alias("min"),
-            col("q").max().alias("max"),
-            quantile(0.25).alias("q1"),
-            quantile(0.5).alias("median"),
-            quantile(0.75).alias("q3"),
-            col("posts").first().alias("posts"),
-        ])
-        .sort(
-            ["grp", "posts", "topic"],
-            SortMultipleOptions::default().with_order_descending_multi([false, true, false]),
-        )
+/// Count, mean, min, quartiles and max of each of `boxes` boxes from the value counts, as one row.
+fn box_stats(counts: LazyFrame, boxes: usize) -> LazyFrame {
+    let mut stats = Vec::new();
+    for b in 0..boxes {
+        let c = col(format!("c_{b}"));
+        let n = c.clone().sum().cast(DataType::Float64);
+        // The value at 0-based rank r: the first, in value order, whose running count passes r.
+        let at_rank = |r: Expr| col("q").filter(c.clone().cum_sum(false).gt(r)).first();
+        let quantile = |p: f64| {
+            let h = (n.clone() - lit(1.0)) * lit(p);
+            let (lo, hi) = (at_rank(h.clone().floor()), at_rank(h.clone().ceil()));
+            lo.clone() + (h.clone() - h.floor()) * (hi - lo)
+        };
+        let present = col("q").filter(c.clone().gt(lit(0)));
+        let values = [
+            c.clone().sum(),
+            (col("q") * c.clone()).sum() / n.clone(),
+            present.clone().min(),
+            quantile(0.25),
+            quantile(0.5),
+            quantile(0.75),
+            present.max(),
+        ];
+        stats.extend(values.into_iter().zip(STATS).map(|(v, s)| v.alias(format!("{s}_{b}"))));
+    }
+    counts.sort(["q"], SortMultipleOptions::default()).select(stats)
 }
 
 #[cfg(test)]
@@ -176,7 +167,8 @@ mod tests {
         let dir = testdata::warehouse(&[(Some("a"), Some(0.5)), (None, Some(0.25))]);
         let reader = Reader::open(dir.path()).unwrap();
         let top = reader.sql(TOPICS).unwrap().head(Some(TOP_TOPICS));
-        let plan = Plan::of(&box_stats(value_counts(reader.table("posts").unwrap(), top)));
+        let boxes = top.height() + 2;
+        let plan = Plan::of(&box_stats(value_counts(reader.table("posts").unwrap(), top), boxes));
         assert_eq!(plan.holds_scanned_rows(), None, "{}", plan.dot());
         assert!(plan.kinds().contains(&"group-by"), "{}", plan.dot());
     }
