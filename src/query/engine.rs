@@ -1,9 +1,11 @@
 //! How the readers' plans run: on polars' streaming engine.
 //!
 //! The engine reads the scans in morsels and aggregates them as they come, so a `GROUP BY` holds
-//! its groups, not the rows. Every plan the tables make can run there (Parquet and in-memory scans);
-//! an operator it has no streaming form for (a median or quantile per group, a sort, a window) runs
-//! inside it on that operator's whole input, the way polars' in-memory engine runs everything.
+//! its groups, not the rows. Every plan the tables make can run there (Parquet and in-memory scans),
+//! so nothing falls back to the in-memory engine as a whole; an operator the engine has no streaming
+//! form for (a median or quantile per group) runs inside it on its whole input, and a sort or a
+//! window holds its input too. A group-by past 4096 keys keeps the rows of keys that miss its table
+//! of hot keys until its end (`report::topics` keys by value to stay under that).
 
 use polars::prelude::{DataFrame, Engine, LazyFrame, PolarsError};
 
