@@ -5,6 +5,7 @@
 //! finished once its `runs` file exists), so polars reads only what the plan needs. The result goes
 //! out as an aligned table, CSV or JSON Lines (`write`).
 
+pub(crate) mod engine;
 mod scan;
 mod write;
 
@@ -22,6 +23,7 @@ use crate::error::Error;
 use crate::load::warehouse::{Warehouse, WarehouseError};
 use crate::transform::ffi::BoundaryError;
 
+pub use engine::collect;
 pub use write::{batches, texts, write};
 
 /// The partition column added to `posts`.
@@ -125,10 +127,23 @@ impl Reader {
         Ok(self.planned(sql)?.0)
     }
 
-    /// Runs one SQL statement to its result.
+    /// Runs one SQL statement to its result on polars' streaming engine.
     pub fn sql(&self, sql: &str) -> Result<DataFrame, QueryError> {
         let (plan, files) = self.planned(sql)?;
-        plan.collect().map_err(|e| blame(e, &files))
+        collect(plan).map_err(|e| blame(e, &files))
+    }
+
+    /// Runs a plan built on `table` frames on the streaming engine; an unreadable table file that
+    /// made it fail is named.
+    pub fn run(&self, plan: LazyFrame) -> Result<DataFrame, QueryError> {
+        // A folder that cannot be listed now leaves the polars error as it is.
+        collect(plan).map_err(|e| blame(e, &self.all_files().unwrap_or_default()))
+    }
+
+    /// The files of every table that belong to finished runs.
+    fn all_files(&self) -> Result<Vec<PathBuf>, QueryError> {
+        let tables = Table::ALL.into_iter().map(|t| scan::files(&self.wh, &self.finished, t));
+        Ok(tables.collect::<Result<Vec<_>, _>>()?.concat())
     }
 
     /// The plan and the files it reads.
@@ -198,6 +213,7 @@ impl From<QueryError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use engine::physical::Plan;
     use std::fs;
     use std::sync::Arc;
 
@@ -300,6 +316,31 @@ mod tests {
         assert!(!e.is_usage());
         // Queries that do not read the file still run.
         assert_eq!(count(&reader, "SELECT count(*) AS n FROM posts"), [Some("3".into())]);
+    }
+
+    #[test]
+    fn a_plain_aggregation_streams_from_the_scans_that_read_only_what_it_needs() {
+        let dir = warehouse();
+        let reader = Reader::open(dir.path()).unwrap();
+        let sql = "SELECT difficulty, count(*) AS n, avg(quality_composite) AS q FROM posts \
+                   WHERE run_id = 'r1' GROUP BY difficulty";
+        let plan = Plan::of(&reader.plan(sql).unwrap());
+        assert_eq!(plan.holds_scanned_rows(), None, "{}", plan.dot());
+        assert!(plan.kinds().contains(&"group-by"), "{}", plan.dot());
+        let fallbacks = ["in-memory-map", "in-memory-join", "columnar-function"];
+        assert!(!plan.kinds().iter().any(|k| fallbacks.contains(k)), "{}", plan.dot());
+        // The scan of each finished run's ingest_date folder reads three columns and filters as it reads.
+        assert_eq!(plan.kinds().iter().filter(|k| k.starts_with("multi-scan")).count(), 2, "{}", plan.dot());
+        assert_eq!(plan.dot().matches("project: 3 total, 3 from file").count(), 2, "{}", plan.dot());
+        assert_eq!(plan.dot().matches(r#"filter: col(\"run_id\") == \"r1\""#).count(), 2, "{}", plan.dot());
+    }
+
+    #[test]
+    fn a_median_per_group_is_held_in_memory() {
+        let dir = warehouse();
+        let reader = Reader::open(dir.path()).unwrap();
+        let plan = Plan::of(&reader.plan("SELECT topic, median(quality_composite) FROM posts GROUP BY topic").unwrap());
+        assert_eq!(plan.holds_scanned_rows(), Some("in-memory-map"), "{}", plan.dot());
     }
 
     #[test]

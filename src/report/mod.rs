@@ -2,11 +2,15 @@
 //! warehouse, from finished runs only: runs over time, reject reasons, issue codes, score
 //! distributions, `quality_composite` by topic and completeness, each chart with its numbers.
 //!
-//! The data comes through `query::Reader`: polars SQL over the same scans `quarry query` reads, each
-//! chart's numbers aggregated by polars (no posts row is pulled into the report).
+//! The data comes through `query::Reader`: polars SQL over the same scans `quarry query` reads, run
+//! on polars' streaming engine, each chart's numbers aggregated there as the files stream by (no
+//! posts row is pulled into the report, and none is held by the engine: `topics`).
 
 pub mod charts;
 mod page;
+#[cfg(test)]
+mod testdata;
+mod topics;
 
 use std::path::Path;
 
@@ -96,15 +100,29 @@ fn bins(df: &DataFrame, bins: usize) -> Result<(Vec<u64>, u64)> {
     Ok((counts, nulls))
 }
 
-/// Reads what the report shows: every aggregate is computed by polars over the lazy scans.
+/// The runs in order: one row per run.
+const RUNS: &str = "SELECT run_id, started_at, files, files_skipped, pages, imported, duplicates, rejected, issues, \
+                    status FROM runs ORDER BY run_id";
+const REJECT_REASONS: &str = "SELECT reason, count(*) AS n FROM rejects GROUP BY reason ORDER BY n DESC, reason";
+const DUPLICATES: &str = "SELECT count(*) AS n FROM duplicates";
+const POSTS: &str = "SELECT count(*) AS n FROM posts";
+const COMPLETENESS_BINS: &str = "SELECT FLOOR(completeness * 10) AS bin, count(*) AS n FROM posts GROUP BY bin";
+/// Posts per issue code: a code counts once per post, so each post's list is made unique first.
+const ISSUE_CODES: &str = "SELECT code, count(*) AS n \
+                           FROM (SELECT UNNEST(array_unique(issues)) AS code FROM posts WHERE array_length(issues) > 0) \
+                           WHERE code IS NOT NULL GROUP BY code ORDER BY n DESC, code";
+
+/// A score column's posts per bin of ten.
+fn score_bins(score: &str) -> String {
+    format!("SELECT FLOOR({score} / 10.0) AS bin, count(*) AS n FROM posts GROUP BY bin")
+}
+
+/// Reads what the report shows: every aggregate is computed by polars' streaming engine as it scans.
 pub fn gather(warehouse: &Path) -> Result<ReportData> {
     let reader = Reader::open(warehouse)?;
     let mut d = ReportData::default();
 
-    let runs = reader.sql(
-        "SELECT run_id, started_at, files, files_skipped, pages, imported, duplicates, rejected, issues, status \
-         FROM runs ORDER BY run_id",
-    )?;
+    let runs = reader.sql(RUNS)?;
     let text = |c| texts(&runs, c);
     let (run_ids, started, status) = (text("run_id")?, text("started_at")?, text("status")?);
     let int = |c| ints(&runs, c);
@@ -125,77 +143,22 @@ pub fn gather(warehouse: &Path) -> Result<ReportData> {
         });
     }
 
-    let reasons = reader.sql("SELECT reason, count(*) AS n FROM rejects GROUP BY reason ORDER BY n DESC, reason")?;
+    let reasons = reader.sql(REJECT_REASONS)?;
     d.reject_reasons = texts(&reasons, "reason")?.into_iter().zip(ints(&reasons, "n")?).collect();
-    d.duplicates = single(&reader, "SELECT count(*) AS n FROM duplicates")?;
-    d.posts = usize::try_from(single(&reader, "SELECT count(*) AS n FROM posts")?).unwrap_or(0);
+    d.duplicates = single(&reader, DUPLICATES)?;
+    d.posts = usize::try_from(single(&reader, POSTS)?).unwrap_or(0);
 
     // Scores 0–100 in bins of ten (90–100 the last; out-of-range values in the end bins).
     for s in schema::SCORES.map(|s| format!("{s}_score")) {
-        let sql = format!("SELECT FLOOR({s} / 10.0) AS bin, count(*) AS n FROM posts GROUP BY bin");
-        let (counts, nulls) = bins(&reader.sql(&sql)?, 10)?;
+        let (counts, nulls) = bins(&reader.sql(&score_bins(&s))?, 10)?;
         d.score_bins.push((s, counts, nulls));
     }
-    let sql = "SELECT FLOOR(completeness * 10) AS bin, count(*) AS n FROM posts GROUP BY bin";
-    d.completeness_bins = bins(&reader.sql(sql)?, 10)?;
-
-    // Posts per issue code: a code counts once per post (hash is unique in posts).
-    let codes = reader.sql(
-        "SELECT code, count(*) AS n \
-         FROM (SELECT DISTINCT hash, UNNEST(issues) AS code FROM posts WHERE array_length(issues) > 0) \
-         WHERE code IS NOT NULL GROUP BY code ORDER BY n DESC, code",
-    )?;
+    d.completeness_bins = bins(&reader.sql(COMPLETENESS_BINS)?, 10)?;
+    let codes = reader.sql(ISSUE_CODES)?;
     d.issue_codes = texts(&codes, "code")?.into_iter().zip(ints(&codes, "n")?).collect();
 
-    (d.topics, d.topic_count) = topic_boxes(&reader)?;
+    (d.topics, d.topic_count) = topics::topic_boxes(&reader)?;
     Ok(d)
-}
-
-/// `quality_composite` by topic: the `TOP_TOPICS` topics with the most posts (ties by name), then
-/// the other topics as one group, then posts without a topic; and the number of topics.
-fn topic_boxes(reader: &Reader) -> Result<(Vec<BoxStats>, usize)> {
-    let topic_count = usize::try_from(single(reader, "SELECT count(DISTINCT topic) AS n FROM posts")?).unwrap_or(0);
-    // Group 0: one of the top topics (kept by name); 1: another topic; 2: no topic.
-    let stats = reader.sql(&format!(
-        "SELECT grp, topic, count(q) AS n, avg(q) AS mean, min(q) AS min, max(q) AS max, \
-         quantile_cont(q, 0.25) AS q1, median(q) AS median, quantile_cont(q, 0.75) AS q3, max(posts) AS posts \
-         FROM (SELECT CASE WHEN p.topic IS NULL THEN 2 WHEN t.topic IS NULL THEN 1 ELSE 0 END AS grp, \
-                      CASE WHEN t.topic IS NULL THEN NULL ELSE p.topic END AS topic, \
-                      t.n AS posts, p.quality_composite AS q \
-               FROM posts p LEFT JOIN (SELECT topic, count(*) AS n FROM posts WHERE topic IS NOT NULL \
-                                       GROUP BY topic ORDER BY n DESC, topic LIMIT {TOP_TOPICS}) t \
-               ON p.topic = t.topic) \
-         GROUP BY grp, topic ORDER BY grp, posts DESC, topic"
-    ))?;
-    let others = topic_count.saturating_sub(TOP_TOPICS);
-    let (groups, topics, n) = (ints(&stats, "grp")?, texts(&stats, "topic")?, ints(&stats, "n")?);
-    let float = |c| floats(&stats, c);
-    let (mean, min, max) = (float("mean")?, float("min")?, float("max")?);
-    let (q1, median, q3) = (float("q1")?, float("median")?, float("q3")?);
-    let mut boxes = Vec::new();
-    for r in 0..stats.height() {
-        // A group whose posts all lack the value has nothing to draw.
-        if n[r] == 0 {
-            continue;
-        }
-        let label = match groups[r] {
-            0 => topics[r].clone(),
-            1 => format!("(other {others} topics)"),
-            _ => "(no topic)".to_string(),
-        };
-        let at = |c: &[Option<f64>]| c.get(r).copied().flatten().unwrap_or(f64::NAN);
-        boxes.push(BoxStats {
-            label,
-            n: usize::try_from(n[r]).unwrap_or(0),
-            min: at(&min),
-            q1: at(&q1),
-            median: at(&median),
-            q3: at(&q3),
-            max: at(&max),
-            mean: at(&mean),
-        });
-    }
-    Ok((boxes, topic_count))
 }
 
 /// Writes the report; returns the number of charts.
@@ -209,6 +172,7 @@ pub fn write_html(warehouse: &Path, out: &Path) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::query::engine::physical::Plan;
 
     #[test]
     fn bins_and_labels() {
@@ -217,6 +181,24 @@ mod tests {
         let (counts, nulls) = bins(&df, 10).unwrap();
         assert_eq!(counts, vec![7, 3, 0, 0, 0, 0, 0, 0, 0, 1]);
         assert_eq!(nulls, 4);
+    }
+
+    #[test]
+    fn every_chart_query_aggregates_as_it_scans() {
+        let dir = testdata::warehouse(&[(Some("a"), Some(0.5)), (None, None)]);
+        let reader = Reader::open(dir.path()).unwrap();
+        let mut queries = vec![REJECT_REASONS, DUPLICATES, POSTS, COMPLETENESS_BINS, ISSUE_CODES, topics::TOPICS]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        queries.extend(schema::SCORES.map(|s| score_bins(&format!("{s}_score"))));
+        for sql in queries {
+            let plan = Plan::of(&reader.plan(&sql).unwrap());
+            assert!(plan.kinds().iter().any(|k| k.starts_with("multi-scan")), "{sql}: {}", plan.dot());
+            assert_eq!(plan.holds_scanned_rows(), None, "{sql}: {}", plan.dot());
+        }
+        // The runs table is one row per run, sorted as it is read.
+        assert_eq!(Plan::of(&reader.plan(RUNS).unwrap()).holds_scanned_rows(), Some("sort"));
     }
 
     #[test]

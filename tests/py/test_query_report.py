@@ -270,6 +270,30 @@ def test_report_renders_in_chromium(report, wh, tmp_path):
         shutil.copy(shot, SCREENSHOT)
 
 
+def test_report_topic_boxes_match_duckdb(report, wh):
+    """The topics table (posts with a value, mean, median, min, max per box) is DuckDB's numbers."""
+    dom = report.read_text()
+    got = table_rows(section(dom, "topics"))
+    top = [r["topic"] for r in duck(wh, "SELECT topic, count(*) AS n FROM posts WHERE topic IS NOT NULL "
+                                        "GROUP BY topic ORDER BY n DESC, topic LIMIT 15")]
+    others = duck(wh, "SELECT count(DISTINCT topic) AS n FROM posts")[0]["n"] - len(top)
+    names = ", ".join("'" + t.replace("'", "''") + "'" for t in top)
+    want = duck(wh, f"""
+        SELECT CASE WHEN topic IS NULL THEN 2 WHEN topic IN ({names}) THEN 0 ELSE 1 END AS grp,
+               CASE WHEN topic IN ({names}) THEN topic END AS label, count(*) AS posts,
+               count(quality_composite) AS n, avg(quality_composite) AS mean,
+               quantile_cont(quality_composite, 0.5) AS median,
+               min(quality_composite) AS min, max(quality_composite) AS max
+        FROM posts GROUP BY ALL HAVING count(quality_composite) > 0 ORDER BY grp, posts DESC, label""")
+    assert len(want) >= 3
+    assert [r[0] for r in got] == [r["label"] or ("(no topic)" if r["grp"] == 2 else f"(other {others} topics)")
+                                   for r in want]
+    for row, w in zip(got, want):
+        assert int(row[1]) == w["n"], row
+        for cell, key in zip(row[2:], ("mean", "median", "min", "max")):
+            assert abs(float(cell) - w[key]) <= 0.0005 + 1e-9, (row, key, w[key])
+
+
 def documented_queries():
     """Every `quarry query WH "SQL"` the README and deploy/README.md show an operator."""
     found = []
