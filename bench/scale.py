@@ -121,6 +121,14 @@ class Scale:
             stamp = json.load(open(stamp_path))
         except (OSError, ValueError):
             stamp = {}
+        if not self.a.rebuild_prefill and stamp.get("key") == key and 0 < len(stamp["runs"]) < runs:
+            # A build cut short resumes only if the cut came before its run committed (else that run's numbers are lost).
+            rows = sh([self.q, "query", wh, "SELECT count(*) AS n FROM runs", "--csv"], f"quarry query {wh}").split()
+            if rows[-1:] != [str(len(stamp["runs"]))]:
+                committed = rows[-1] if rows else "no"
+                print(f"  {posts:,}-post warehouse: {committed} runs committed, the stamp has {len(stamp['runs'])}: "
+                      "rebuilding it", flush=True)
+                stamp = {}
         if self.a.rebuild_prefill or stamp.get("key") != key:
             rmtree(d)
             stamp = {"key": key, "runs": []}
@@ -252,6 +260,7 @@ def same_answer(quarry_csv: str, duck_csv: str) -> bool:
 
 def run_scale(b, a, bpp_normal: float) -> str:
     started = time.time()
+    load_before = os.getloadavg()[0]
     s = Scale(b, a)
     plan = [(p, n) for p, n in (QUICK_PLAN if a.quick else PLAN) if p <= a.scale_max]
     big_pages = a.big_run_pages or (200_000 if a.quick else 5_000_000)
@@ -274,8 +283,9 @@ def run_scale(b, a, bpp_normal: float) -> str:
     if readers_at:
         print(f"bench scale: readers on the {readers_at:,}-post warehouse", flush=True)
         readers = s.readers(dict(prefills)[readers_at])
+    loads = (load_before, os.getloadavg()[0])
     return report(s, a, plan, stamps, new, news, (small_pages, small), (big_pages, big), bpp_normal,
-                  readers_at, readers, time.time() - started)
+                  readers_at, readers, time.time() - started, loads)
 
 
 def fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
@@ -319,7 +329,7 @@ def build_rows(plan, stamps, scale_max, full_plan) -> tuple[list[str], list[str]
     return rows, notes
 
 
-def report(s: Scale, a, plan, stamps, new, news, small, big, bpp_normal, readers_at, readers, secs) -> str:
+def report(s: Scale, a, plan, stamps, new, news, small, big, bpp_normal, readers_at, readers, secs, loads) -> str:
     from run import machine
     bpp_min = statistics.fmean(r["bytes"] / r["pages"] for st in stamps.values() for r in st["runs"]) if stamps else 0
     key = f"`{s.key['quarry']}`, cache key " + ", ".join(f"{k} {v}" for k, v in s.key.items() if k != "quarry")
@@ -328,7 +338,8 @@ def report(s: Scale, a, plan, stamps, new, news, small, big, bpp_normal, readers
            f"Prefilled warehouses: real `quarry import --threads {THREADS}` runs of `quarry gen --minimal` pages "
            f"({bpp_min:,.0f} bytes per page), cached in `{s.dir}`. New pages and the big run: `quarry gen --noise 0` "
            f"({bpp_normal:,.0f} bytes per page). Every row: median of {s.repeat} (time and peak RSS each), "
-           f"`--threads {THREADS}`.", "",
+           f"`--threads {THREADS}`. Load average (1 min) {loads[0]:.1f} at the start, {loads[1]:.1f} at the end: "
+           "anything else on the 2 cores slows every time here (peak RSS moves little).", "",
            f"### {new.pages:,} new pages into a big warehouse", "",
            "| warehouse | built by | on disk MB | seconds | × empty | peak RSS MB |", "|---|---|---|---|---|---|"]
     runs_of = dict(plan)
