@@ -64,9 +64,11 @@ bench/.venv/.installed: bench/requirements.txt
 	bench/.venv/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	touch $@
 
+# BENCH_ARGS: options of bench/run.py, e.g. "--scale-max 10000000" leaves out the 100M-post warehouse.
+BENCH_ARGS ?=
 bench: bench/.venv/.installed
 	$(CARGO) build --release --bin quarry
-	bench/.venv/bin/python bench/run.py --quarry target/release/quarry --workdir target/bench
+	bench/.venv/bin/python bench/run.py --quarry target/release/quarry --workdir target/bench $(BENCH_ARGS)
 
 FUZZ_SECONDS ?= 300
 # Fuzz the extractor for FUZZ_SECONDS on one core, seeded from samples/ (cargo fuzz; findings in fuzz/artifacts/).

@@ -305,7 +305,16 @@ def main():
     ap.add_argument("--rebuild-prefill", action="store_true", help="regenerate the cached prefilled warehouse")
     ap.add_argument("--skip-alternatives", action="store_true", help="quarry only")
     ap.add_argument("--results", default=None, help="markdown file to write (default bench/results.md unless --quick)")
+    ap.add_argument("--skip-scale", action="store_true", help="leave out the scale section (its part of the results file stays)")
+    ap.add_argument("--scale-only", action="store_true", help="only the scale section (the rest of the results file stays)")
+    ap.add_argument("--scale-max", type=int, default=100_000_000,
+                    help="largest prefilled warehouse of the scale section, in posts (default 100000000; the 100M "
+                         "one takes long to build: 10000000 leaves it out)")
+    ap.add_argument("--big-run-pages", type=int, default=None,
+                    help="pages of the scale section's big run (default 5000000 = 16.5 GB; quick 200000)")
     a = ap.parse_args()
+    if a.skip_scale and a.scale_only:
+        ap.error("--skip-scale and --scale-only leave nothing to run")
     size_mb = a.size_mb or (80.0 if a.quick else 1024.0)
     repeat = a.repeat or (1 if a.quick else 5)
     prefill_pages = a.prefill_pages or (50_000 if a.quick else 1_000_000)
@@ -313,17 +322,38 @@ def main():
     b = Bench(a)
     os.makedirs(b.workdir, exist_ok=True)
     started = time.time()
+    # scale.py imports this module by name: make that this very module, not a second copy.
+    sys.modules.setdefault("run", sys.modules[__name__])
+    import scale
+    old_base, old_scale = split_results(results)
     try:
-        report = run_all(b, a, size_mb, repeat, prefill_pages)
+        report = old_base
+        if not a.scale_only:
+            report = run_all(b, a, size_mb, repeat, prefill_pages)
+            report += f"\n\n_bench took {time.time() - started:.0f} s; logs in {b.logs}_\n"
+        scale_report = old_scale
+        if not a.skip_scale:
+            scale_report = scale.run_scale(b, a, bytes_per_page(b.quarry, b.workdir)) + "\n"
     except ToolCrashed as e:
         print(f"\nbench: a tool failed:\n{e}", file=sys.stderr)
         sys.exit(1)
-    report += f"\n\n_bench took {time.time() - started:.0f} s; logs in {b.logs}_\n"
+    report = "\n\n".join(x for x in (report.rstrip("\n"), scale_report.rstrip("\n")) if x) + "\n"
     print("\n" + report)
     if results:
         with open(results, "w") as f:
             f.write(report)
         print(f"written to {results}")
+
+
+def split_results(path: str | None) -> tuple[str, str]:
+    """An earlier results file cut into its first sections and its scale section (each run of the bench
+    rewrites the part it measured and keeps the other)."""
+    try:
+        text = open(path, encoding="utf-8").read() if path else ""
+    except FileNotFoundError:
+        text = ""
+    at = text.find("\n## Scale")
+    return (text, "") if at < 0 else (text[:at + 1], text[at + 1:])
 
 
 def run_all(b: Bench, a, size_mb: float, repeat: int, prefill_pages: int) -> str:

@@ -36,8 +36,15 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let pipeline = Pipeline::load(Path::new("pipelines/alphanode.toml")).expect("pipeline");
         let dir = tempfile::tempdir().expect("temp dir");
-        let opts =
-            GenOptions { pages: PAGES, seed: 7, out: dir.path().to_path_buf(), noise: 0.0, files: 1, batches: 1 };
+        let opts = GenOptions {
+            pages: PAGES,
+            seed: 7,
+            out: dir.path().to_path_buf(),
+            noise: 0.0,
+            files: 1,
+            batches: 1,
+            minimal: false,
+        };
         generate(&opts).expect("corpus");
         let dump = std::fs::read(dir.path().join("dump-000.txt")).expect("dump");
         let pages: Vec<RawPage> = PageSplitter::new(&dump[..], &pipeline.trailer).map(|p| p.expect("page")).collect();

@@ -100,7 +100,7 @@ enum Command {
         /// Seed: the same seed gives the same bytes.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Output folder.
+        /// Output folder, or - for one stream on standard output (then --files and --batches are 1).
         #[arg(long)]
         out: PathBuf,
         /// Share of variations, 0 (clean pages) to 1.
@@ -112,6 +112,10 @@ enum Command {
         /// Batches (folders batch-1, batch-2, … when more than one).
         #[arg(long, default_value_t = 1)]
         batches: u32,
+        /// Pages as small as the format allows (title, a sentence, five meta lines, a hash unique
+        /// over the corpus and its seed): prefills big warehouses fast.
+        #[arg(long)]
+        minimal: bool,
     },
     /// Run polars SQL over the tables posts, rejects, duplicates and runs (finished runs only).
     Query {
@@ -211,8 +215,13 @@ fn after_import(
 
 fn run(cli: Cli) -> Result<Exit, Error> {
     match cli.command {
-        Command::Gen { pages, seed, out, noise, files, batches } => {
-            gen(quarry::gen::GenOptions { pages, seed, out, noise, files, batches })
+        Command::Gen { pages, seed, out, noise, files, batches, minimal } => {
+            if quarry::gen::is_stdout(&out) && (files > 1 || batches > 1) {
+                return Err(Error::Usage(
+                    "--out -: standard output holds one stream; --files and --batches must be 1".into(),
+                ));
+            }
+            gen(quarry::gen::GenOptions { pages, seed, out, noise, files, batches, minimal })
         }
         Command::Query { warehouse, sql, csv, json } => {
             let format = if csv {
