@@ -38,8 +38,16 @@ fn keep_freed_memory() {
     }
 }
 
+/// `quarry --version`: the crate's version and the warehouse format it writes.
+fn version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        format!("{} (warehouse format {})", env!("CARGO_PKG_VERSION"), quarry::contract::WAREHOUSE_FORMAT)
+    })
+}
+
 #[derive(Parser)]
-#[command(name = "quarry", version, about = "Import alphanode page dumps into a Parquet warehouse")]
+#[command(name = "quarry", version = version(), about = "Import alphanode page dumps into a Parquet warehouse")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

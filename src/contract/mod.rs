@@ -4,6 +4,10 @@
 
 pub mod schema;
 
+/// The version of the warehouse's layout on disk (its tables' files and `_quarry/`): 2 holds the
+/// dedupe index (`_quarry/index/`); 1 held a hash list per run. `quarry --version` prints it.
+pub const WAREHOUSE_FORMAT: u32 = 2;
+
 use std::fmt;
 
 use arrow::datatypes::SchemaRef;
