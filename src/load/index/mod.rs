@@ -126,7 +126,9 @@ impl Index {
             for (min, max, seg) in &level.files {
                 let start = at + keys[at..].partition_point(|k| k < min);
                 let end = start + keys[start..].partition_point(|k| k <= max);
-                seg.lookup(&keys[start..end], &mut found[start..end])?;
+                if start < end {
+                    seg.lookup(&keys[start..end], &mut found[start..end])?;
+                }
                 at = end;
             }
         }

@@ -220,20 +220,26 @@ impl Segment {
     /// it is for the others). Each block is read at most once.
     pub fn lookup<'s>(&'s self, keys: &[PackedHash], found: &mut [Option<&'s str>]) -> Result<(), IndexError> {
         debug_assert!(keys.windows(2).all(|w| w[0] < w[1]), "keys sorted and unique");
-        let mut buf = Box::new([0u8; BLOCK_BYTES]);
-        let mut loaded: Option<usize> = None;
-        for (k, slot) in keys.iter().zip(found.iter_mut()) {
-            if slot.is_some() || self.filter.as_ref().is_some_and(|f| !may_hold(f, k)) {
-                continue;
-            }
-            let Some(block) = self.block_of(k) else { continue };
-            if loaded != Some(block) {
-                self.read_block(block, &mut buf)?;
-                loaded = Some(block);
-            }
-            *slot = self.find_in_block(&buf[..], k, block)?;
+        thread_local! {
+            /// One block buffer per thread: lookups run once per chunk and file, most read a block
+            /// or two, and a fresh zeroed buffer each time cost more than the reads.
+            static BUF: std::cell::RefCell<Box<[u8; BLOCK_BYTES]>> = std::cell::RefCell::new(Box::new([0u8; BLOCK_BYTES]));
         }
-        Ok(())
+        BUF.with_borrow_mut(|buf| {
+            let mut loaded: Option<usize> = None;
+            for (k, slot) in keys.iter().zip(found.iter_mut()) {
+                if slot.is_some() || self.filter.as_ref().is_some_and(|f| !may_hold(f, k)) {
+                    continue;
+                }
+                let Some(block) = self.block_of(k) else { continue };
+                if loaded != Some(block) {
+                    self.read_block(block, buf)?;
+                    loaded = Some(block);
+                }
+                *slot = self.find_in_block(&buf[..], k, block)?;
+            }
+            Ok(())
+        })
     }
 
     fn find_in_block<'s>(&'s self, block: &[u8], k: &PackedHash, i: usize) -> Result<Option<&'s str>, IndexError> {
