@@ -165,14 +165,29 @@ impl RunHashes {
         self.arena.capacity() + self.table.capacity() * (4 + 1)
     }
 
+    /// The first 8 packed bytes of the key at `at` (zero past its digits) as one number: keys in
+    /// the order of their prefixes, ties to be broken by the whole key.
+    fn prefix_at(arena: &[u8], at: usize) -> u64 {
+        let used = usize::from(arena[at]).div_ceil(2).min(8);
+        let mut b = [0u8; 8];
+        b[..used].copy_from_slice(&arena[at + 1..at + 1 + used]);
+        u64::from_be_bytes(b)
+    }
+
     /// The hashes in increasing order, and the set emptied (its memory freed): what a spill writes.
-    /// Sorts 4-byte offsets, not 33-byte keys, so the sort needs little memory of its own.
+    /// Sorts (8-byte prefix, offset) pairs, 16 bytes a hash, not 33-byte keys: comparing whole keys
+    /// rebuilt from the arena took 165 ms of a run's serial end for 311k hashes, the prefixes
+    /// settle nearly every comparison.
     pub fn take_sorted(&mut self) -> impl Iterator<Item = PackedHash> {
         let arena = std::mem::take(&mut self.arena);
         let table = std::mem::take(&mut self.table);
-        let mut order: Vec<u32> = table.into_iter().collect();
-        order.sort_unstable_by_key(|&at| Self::key_at(&arena, at as usize));
-        order.into_iter().map(move |at| Self::key_at(&arena, at as usize))
+        let mut order: Vec<(u64, u32)> =
+            table.into_iter().map(|at| (Self::prefix_at(&arena, at as usize), at)).collect();
+        order.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| Self::key_at(&arena, a.1 as usize).cmp(&Self::key_at(&arena, b.1 as usize)))
+        });
+        order.into_iter().map(move |(_, at)| Self::key_at(&arena, at as usize))
     }
 }
 
@@ -222,5 +237,26 @@ mod tests {
         assert_eq!(s.take_sorted().collect::<Vec<_>>(), want);
         assert!(s.is_empty() && !s.contains(&hashes[0]), "emptied");
         assert!(s.insert(&hashes[0]), "and usable again");
+    }
+
+    #[test]
+    fn the_run_set_drains_random_hashes_of_every_length_sorted() {
+        let mut s = RunHashes::new();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut want = Vec::new();
+        for i in 0..5000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Many share their first 16 digits (the sort's prefix) and differ after them or in length.
+            let hex = format!("{:016x}{:016x}{:032x}", x % 7, x, i);
+            let k = PackedHash::new(&hex[..1 + (x as usize % 64)]).unwrap();
+            if s.insert(&k) {
+                want.push(k);
+            }
+        }
+        want.sort();
+        assert!(want.len() > 1000);
+        assert_eq!(s.take_sorted().collect::<Vec<_>>(), want);
     }
 }
