@@ -89,10 +89,11 @@ impl RunKeys {
         let n = self.set.len() as u64;
         let path = self.dir.join(format!("spill-{:04}.seg", self.spills.len()));
         let mut w = SegmentWriter::create(&path, n)?;
-        for k in self.set.take_sorted() {
+        for k in self.set.sorted() {
             w.push(&k, &self.run_id)?;
         }
         w.finish()?;
+        self.set.clear();
         self.spills.push(Segment::open(&path, true)?);
         self.spilled += n;
         Ok(())
@@ -106,10 +107,9 @@ impl RunKeys {
         }
         let expected = self.len();
         let run = self.run_id.clone();
-        let in_memory: Vec<PackedHash> = self.set.take_sorted().collect();
         let mut inputs: Vec<Records<'_>> =
             self.spills.iter().map(|s| Box::new(s.records_iter()) as Records<'_>).collect();
-        inputs.push(Box::new(in_memory.into_iter().map(|k| Ok((k, run.as_str())))));
+        inputs.push(Box::new(self.set.sorted().map(|k| Ok((k, run.as_str())))));
         let mut w = SegmentWriter::create(path, expected)?;
         merge(inputs, |k, run| w.push(k, run))?;
         let meta = w.finish()?;
