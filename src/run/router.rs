@@ -150,6 +150,8 @@ impl<'p> Router<'p> {
     /// made of them: each page becomes a post, a duplicate or a reject. A hash is a duplicate when an
     /// earlier run took it (the index's answer, in `taken_by`) or an earlier page of this run did.
     pub fn take_chunk(&mut self, files: &[Arc<str>], pages: Vec<RawPage>, out: ChunkOutput) -> Result<()> {
+        let incoming = out.outcomes.iter().filter(|o| matches!(o, Outcome::Post(_))).count();
+        self.keys.make_room(incoming)?;
         let spilled = self.spilled(&out.outcomes)?;
         let mut keep = Vec::with_capacity(out.posts.as_ref().map_or(0, RecordBatch::num_rows));
         for ((pg, outcome), file) in pages.into_iter().zip(out.outcomes).zip(files) {
@@ -209,7 +211,6 @@ impl<'p> Router<'p> {
         if self.posts.rows >= self.p.output.batch_rows.get() {
             self.flush_posts()?;
         }
-        self.keys.spill_if_full()?;
         Ok(())
     }
 

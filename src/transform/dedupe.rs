@@ -141,7 +141,7 @@ impl RunHashes {
     /// Room for `n` more hashes of about 24 digits, so the set grows without copying itself (a
     /// discarded copy would stay in the peak memory).
     pub fn reserve(&mut self, n: usize) {
-        self.arena.reserve(n * 13);
+        self.arena.reserve_exact(n * 13);
         let arena = &self.arena;
         self.table.reserve(n, |&at| Self::hash_at(arena, at as usize));
     }

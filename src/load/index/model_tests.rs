@@ -73,10 +73,10 @@ fn run_once(
     for &i in keys {
         let k = key(i);
         let at = sorted.binary_search(&k).unwrap();
+        mine.make_room(1).unwrap();
         if taken[at].is_none() && !mine.in_spills(&[k]).unwrap()[0] && mine.insert(&k) {
             new.push(k);
         }
-        mine.spill_if_full().unwrap();
     }
     drop(index);
     let staged = work.path().join("run.seg");

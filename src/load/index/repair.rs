@@ -177,8 +177,9 @@ fn rebuild(dir: &Path, run: &str, files: &[PathBuf]) -> Result<(), IndexError> {
                 path: path.clone(),
                 what: format!("hash {h:?} is not 1–64 lower-case hex digits"),
             })?;
+            keys.make_room(1)?;
             keys.insert(&k);
-            keys.spill_if_full()
+            Ok(())
         })?;
     }
     let tmp = work.join("run.seg");
