@@ -1,6 +1,6 @@
 //! Test-only switches, compiled into debug builds only (the builds the tests run): a run held at a
-//! named point until it is killed, a merge policy small enough for a few pages to make levels, and
-//! a small row limit per posts file.
+//! named point until it is killed, a merge policy small enough for a few pages to make levels, a
+//! small row limit per posts file, and a small spill threshold for a run's own hashes.
 
 /// Environment variable that holds a run at the point it names (a commit step, a merge point).
 #[cfg(debug_assertions)]
@@ -41,4 +41,17 @@ pub(crate) fn file_rows(rows: Option<u64>) -> Option<u64> {
         return Some(n.max(1));
     }
     rows
+}
+
+/// Environment variable that sets how many hashes a run holds in memory before it spills them.
+#[cfg(debug_assertions)]
+pub const TEST_SPILL_ENV: &str = "QUARRY_TEST_SPILL_HASHES";
+
+/// The spill threshold `QUARRY_TEST_SPILL_HASHES` asks for (debug builds), else `n`.
+pub(crate) fn spill_hashes(n: usize) -> usize {
+    #[cfg(debug_assertions)]
+    if let Some(v) = std::env::var(TEST_SPILL_ENV).ok().and_then(|v| v.parse::<usize>().ok()) {
+        return v.max(1);
+    }
+    n
 }

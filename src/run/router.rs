@@ -64,7 +64,7 @@ impl<'p> Router<'p> {
         Ok(Router {
             p,
             run: RunColumns { run_id: session.run_id.clone(), started: session.started },
-            keys: RunKeys::new(&work, &session.run_id, SPILL_HASHES),
+            keys: RunKeys::new(&work, &session.run_id, crate::load::hold::spill_hashes(SPILL_HASHES)),
             segment: work.join("run.seg"),
             posts: PostsParts::default(),
             rejects: Vec::new(),

@@ -290,6 +290,19 @@ def test_stdin_and_compressed_stdin_import(quarry_binary, tmp_path):
             [("113b8413583934d18f4af6bc", "-", 0)]
 
 
+def test_a_run_that_spills_its_hashes_dedupes_across_the_spills(corpus, tmp_path, monkeypatch):
+    """A run's own hashes spill to sorted files every N hashes (458,752; QUARRY_TEST_SPILL_HASHES sets
+    it in debug builds): with 7, every batch spills many times, its duplicates of pages
+    that went to disk are found, and the runs leave the exact truth; the spills are gone after."""
+    monkeypatch.setenv("QUARRY_TEST_SPILL_HASHES", "7")
+    wh = tmp_path / "wh"
+    import_batches(wh, corpus, [1, 2, 3])
+    report = truthcheck.check(wh, corpus.root, batches=3, committed=False)
+    assert report.ok, report.text()
+    assert truth_totals(corpus, 1)["posts"] > 10 * 7, "batch 1 spills many times"
+    assert not list((wh / "_quarry").rglob("spill-*.seg")), "spill files left behind"
+
+
 def test_a_run_writes_several_posts_files_past_the_row_limit(corpus, tmp_path, monkeypatch):
     """A run's posts go into files of at most N rows (1,048,576; QUARRY_TEST_POSTS_FILE_ROWS sets it in
     debug builds): every reader sees every row of every part, a kill after the posts parts moved in
