@@ -1,6 +1,7 @@
 //! Load: Parquet tables in a warehouse directory, committed run by run.
 
 pub mod commit;
+pub mod delta;
 pub mod hold;
 pub mod index;
 pub mod parquet;

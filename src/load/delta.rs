@@ -1,0 +1,350 @@
+//! The warehouse's tables as Delta Lake tables (`deltalake`, without datafusion): each table folder
+//! holds a `_delta_log/`; quarry writes its Parquet files itself (encodings, bloom filters) and
+//! commits them as `Add` actions with statistics read from the files' footers.
+//!
+//! Protocol reader 1 / writer 2 and no table features, so Spark and Trino read the tables; `posts`
+//! is partitioned by `ingest_date` (a column of the Delta schema, a folder in the files' paths, not
+//! a column inside the files, as in the plain-Parquet layout). deltalake's API is async: each call
+//! here runs on a current-thread runtime of its own and returns when its commit has landed.
+
+use std::collections::HashMap;
+use std::future::IntoFuture as _;
+use std::path::Path;
+
+use arrow::datatypes::{DataType, Field, Schema};
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake::kernel::{Action, Add, StructType};
+use deltalake::operations::create::CreateBuilder;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::DeltaTableError;
+use parquet::basic::{LogicalType, Type as Physical};
+use parquet::file::metadata::ParquetMetaData;
+use parquet::file::statistics::Statistics;
+use serde_json::{json, Map, Value};
+
+use crate::contract::Table;
+
+/// The column `posts` is partitioned by.
+pub const PARTITION: &str = "ingest_date";
+
+/// A Delta operation on a table failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{table}: {what}")]
+pub struct DeltaError {
+    /// The table's location (a path or URL without credentials).
+    pub table: String,
+    /// What failed.
+    pub what: String,
+}
+
+fn err(table: &str, what: impl std::fmt::Display) -> DeltaError {
+    DeltaError { table: table.to_string(), what: what.to_string() }
+}
+
+/// The table's Delta schema: its Arrow schema, and for `posts` the partition column.
+pub fn schema(table: Table) -> Result<StructType, DeltaTableError> {
+    let arrow = table.schema();
+    let mut fields: Vec<Field> = arrow.fields().iter().map(|f| f.as_ref().clone()).collect();
+    if table == Table::Posts {
+        fields.push(Field::new(PARTITION, DataType::Date32, false));
+    }
+    let with_partition = Schema::new(fields);
+    Ok((&with_partition).try_into_kernel()?)
+}
+
+/// The partition columns of a table.
+pub fn partition_columns(table: Table) -> Vec<String> {
+    if table == Table::Posts {
+        vec![PARTITION.to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
+fn runtime(table: &str) -> Result<tokio::runtime::Runtime, DeltaError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| err(table, format!("cannot start the async runtime: {e}")))
+}
+
+fn url_of(dir: &Path) -> Result<url::Url, DeltaError> {
+    let shown = dir.display().to_string();
+    let abs = std::path::absolute(dir).map_err(|e| err(&shown, e))?;
+    url::Url::from_directory_path(&abs).map_err(|()| err(&shown, "not a path a URL can name"))
+}
+
+/// Creates the Delta table of `table` in folder `dir` (made when missing). A table that exists
+/// already is left as it is, also when another process creates it at the same moment: the first
+/// log entry is written only if absent, and the loser of that race finds the winner's table.
+pub fn create(dir: &Path, table: Table) -> Result<(), DeltaError> {
+    let shown = dir.display().to_string();
+    std::fs::create_dir_all(dir).map_err(|e| err(&shown, format!("cannot create the folder: {e}")))?;
+    let url = url_of(dir)?;
+    let rt = runtime(&shown)?;
+    let fields = schema(table).map_err(|e| err(&shown, e))?.fields().cloned().collect::<Vec<_>>();
+    let made = rt.block_on(
+        CreateBuilder::new()
+            .with_location(url.as_str())
+            .with_table_name(table.name())
+            .with_columns(fields)
+            .with_partition_columns(partition_columns(table))
+            .with_save_mode(SaveMode::Ignore)
+            .into_future(),
+    );
+    match made {
+        Ok(_) => Ok(()),
+        // Raced by another creator: fine if the table is there now.
+        Err(e) if rt.block_on(deltalake::open_table(url.clone())).is_ok() => {
+            tracing::debug!("{shown}: created by another process meanwhile ({e})");
+            Ok(())
+        }
+        Err(e) => Err(err(&shown, format!("cannot create the Delta table: {e}"))),
+    }
+}
+
+/// An `Add` action for a data file of `table` at `rel_path` (relative to the table folder, `/`
+/// separated), `size` bytes, whose footer is `meta`; `partition` is its `ingest_date` for `posts`.
+pub fn add_action(rel_path: &str, size: u64, modified_ms: i64, meta: &ParquetMetaData, partition: Option<&str>) -> Add {
+    let partition_values: HashMap<String, Option<String>> =
+        partition.map(|d| (PARTITION.to_string(), Some(d.to_string()))).into_iter().collect();
+    Add {
+        path: rel_path.to_string(),
+        partition_values,
+        size: size as i64,
+        modification_time: modified_ms,
+        data_change: true,
+        stats: Some(stats_json(meta).to_string()),
+        ..Default::default()
+    }
+}
+
+/// Per-file statistics as Delta's `stats` field wants them: `numRecords`, and for each top-level
+/// column of a primitive type its `nullCount`, and `minValues` / `maxValues` where the footer's
+/// are exact (parquet truncates long strings: those bounds are left out, not guessed).
+pub fn stats_json(meta: &ParquetMetaData) -> Value {
+    let schema = meta.file_metadata().schema_descr();
+    let (mut mins, mut maxs, mut nulls) = (Map::new(), Map::new(), Map::new());
+    for (i, col) in schema.columns().iter().enumerate() {
+        let path = col.path().parts();
+        if path.len() != 1 || col.max_rep_level() > 0 {
+            continue; // a field of a list, map or struct
+        }
+        let name = path[0].clone();
+        let stats: Vec<&Statistics> = meta.row_groups().iter().filter_map(|rg| rg.column(i).statistics()).collect();
+        if stats.len() != meta.num_row_groups() {
+            continue; // a row group without statistics: nothing certain to say
+        }
+        if let Some(n) = stats.iter().map(|s| s.null_count_opt()).sum::<Option<u64>>() {
+            nulls.insert(name.clone(), json!(n));
+        }
+        let convert = |bytes: &[u8]| value_of(col.physical_type(), col.logical_type_ref(), bytes);
+        let exact_min = stats.iter().all(|s| s.min_is_exact());
+        let exact_max = stats.iter().all(|s| s.max_is_exact());
+        let min = stats.iter().filter_map(|s| s.min_bytes_opt().and_then(convert)).reduce(|a, b| pick(a, b, true));
+        let max = stats.iter().filter_map(|s| s.max_bytes_opt().and_then(convert)).reduce(|a, b| pick(a, b, false));
+        if let (true, Some(v)) = (exact_min, min) {
+            mins.insert(name.clone(), v.into_json());
+        }
+        if let (true, Some(v)) = (exact_max, max) {
+            maxs.insert(name, v.into_json());
+        }
+    }
+    json!({
+        "numRecords": meta.file_metadata().num_rows(),
+        "minValues": mins,
+        "maxValues": maxs,
+        "nullCount": nulls,
+    })
+}
+
+/// A statistics value, ordered as Delta compares it.
+#[derive(Debug, Clone, PartialEq, PartialOrd)]
+enum StatValue {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Text(String),
+    Date(i32),
+    TimestampUs(i64),
+}
+
+impl StatValue {
+    fn into_json(self) -> Value {
+        match self {
+            StatValue::Int(v) => json!(v),
+            StatValue::Float(v) => json!(v),
+            StatValue::Bool(v) => json!(v),
+            StatValue::Text(v) => json!(v),
+            StatValue::Date(d) => {
+                let day = chrono::NaiveDate::from_num_days_from_ce_opt(d + 719_163);
+                day.map_or(Value::Null, |d| json!(d.format("%Y-%m-%d").to_string()))
+            }
+            StatValue::TimestampUs(us) => chrono::DateTime::from_timestamp_micros(us)
+                .map_or(Value::Null, |t| json!(t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())),
+        }
+    }
+}
+
+fn pick(a: StatValue, b: StatValue, min: bool) -> StatValue {
+    let b_first = if min { b < a } else { b > a };
+    if b_first {
+        b
+    } else {
+        a
+    }
+}
+
+/// A footer's min or max bytes as a value of the column's type; `None` for types Delta's
+/// statistics do not cover here (binary, floats that are NaN, unknown logical types).
+fn value_of(physical: Physical, logical: Option<&LogicalType>, b: &[u8]) -> Option<StatValue> {
+    match (physical, logical) {
+        (Physical::BOOLEAN, _) => b.first().map(|&v| StatValue::Bool(v != 0)),
+        (Physical::INT32, Some(LogicalType::Date)) => Some(StatValue::Date(i32::from_le_bytes(b.try_into().ok()?))),
+        (Physical::INT32, None | Some(LogicalType::Integer(_))) => {
+            Some(StatValue::Int(i32::from_le_bytes(b.try_into().ok()?).into()))
+        }
+        (Physical::INT64, Some(LogicalType::Timestamp(t))) if matches!(t.unit, parquet::basic::TimeUnit::MICROS) => {
+            Some(StatValue::TimestampUs(i64::from_le_bytes(b.try_into().ok()?)))
+        }
+        (Physical::INT64, None | Some(LogicalType::Integer(_))) => {
+            Some(StatValue::Int(i64::from_le_bytes(b.try_into().ok()?)))
+        }
+        (Physical::DOUBLE, None) => {
+            let v = f64::from_le_bytes(b.try_into().ok()?);
+            (!v.is_nan()).then_some(StatValue::Float(v))
+        }
+        (Physical::BYTE_ARRAY, Some(LogicalType::String)) => {
+            std::str::from_utf8(b).ok().map(|s| StatValue::Text(s.into()))
+        }
+        _ => None,
+    }
+}
+
+/// Commits `adds` to the table in `dir` as one append (a `Write` in the log), with `run_id` in the
+/// commit's metadata; the version it landed as.
+pub fn append(dir: &Path, table: Table, run_id: &str, adds: Vec<Add>) -> Result<u64, DeltaError> {
+    let shown = dir.display().to_string();
+    let url = url_of(dir)?;
+    let rt = runtime(&shown)?;
+    rt.block_on(async {
+        let t =
+            deltalake::open_table(url).await.map_err(|e| err(&shown, format!("cannot open the Delta table: {e}")))?;
+        let snapshot = t.snapshot().map_err(|e| err(&shown, e))?;
+        let op = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: Some(partition_columns(table)).filter(|p| !p.is_empty()),
+            predicate: None,
+        };
+        let meta = HashMap::from([("quarry.run_id".to_string(), json!(run_id))]);
+        let done = deltalake::kernel::transaction::CommitBuilder::default()
+            .with_actions(adds.into_iter().map(Action::Add).collect())
+            .with_app_metadata(meta)
+            .build(Some(snapshot), t.log_store(), op)
+            .await
+            .map_err(|e| err(&shown, format!("cannot commit: {e}")))?;
+        Ok(done.version() as u64)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::parquet::TableWriter;
+    use arrow::array::{ArrayRef, RecordBatch};
+    use parquet::file::properties::WriterProperties;
+    use std::sync::Arc;
+
+    fn first_log_entry(dir: &Path) -> Vec<Value> {
+        let text = std::fs::read_to_string(dir.join("_delta_log/00000000000000000000.json")).unwrap();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    #[test]
+    fn every_table_is_created_at_protocol_1_2_with_its_schema_and_twice_is_once() {
+        let wh = tempfile::tempdir().unwrap();
+        for t in Table::ALL {
+            let dir = wh.path().join(t.name());
+            create(&dir, t).unwrap();
+            create(&dir, t).unwrap();
+            let entry = first_log_entry(&dir);
+            let protocol = entry.iter().find_map(|a| a.get("protocol")).unwrap();
+            assert_eq!(
+                (protocol["minReaderVersion"].as_i64(), protocol["minWriterVersion"].as_i64()),
+                (Some(1), Some(2))
+            );
+            assert!(protocol.get("readerFeatures").is_none() && protocol.get("writerFeatures").is_none(), "{protocol}");
+            let meta = entry.iter().find_map(|a| a.get("metaData")).unwrap();
+            let want: Vec<String> = partition_columns(t);
+            assert_eq!(meta["partitionColumns"], json!(want));
+            let fields: Value = serde_json::from_str(meta["schemaString"].as_str().unwrap()).unwrap();
+            let names: Vec<&str> =
+                fields["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+            let mut expected: Vec<String> = t.schema().fields().iter().map(|f| f.name().clone()).collect();
+            expected.extend(partition_columns(t));
+            assert_eq!(names, expected);
+            assert!(!dir.join("_delta_log/00000000000000000001.json").exists(), "the second create wrote nothing");
+        }
+    }
+
+    #[test]
+    fn creators_racing_for_one_table_all_succeed_and_make_one_table() {
+        let wh = tempfile::tempdir().unwrap();
+        let dir = wh.path().join("runs");
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4).map(|_| s.spawn(|| create(&dir, Table::Runs))).collect();
+            for h in handles {
+                h.join().unwrap().unwrap();
+            }
+        });
+        let logs: Vec<_> = std::fs::read_dir(dir.join("_delta_log"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        assert_eq!(logs, ["00000000000000000000.json"]);
+    }
+
+    #[test]
+    fn an_appended_file_is_in_the_snapshot_with_its_statistics() {
+        let wh = tempfile::tempdir().unwrap();
+        let dir = wh.path().join("duplicates");
+        create(&dir, Table::Duplicates).unwrap();
+        let schema = Table::Duplicates.schema();
+        let cols: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "source_offset" => Arc::new(arrow::array::Int64Array::from(vec![40, 7, 1200])) as ArrayRef,
+                "hash" => Arc::new(arrow::array::StringArray::from(vec!["bb", "aa", "cc"])) as ArrayRef,
+                _ => Arc::new(arrow::array::StringArray::from(vec!["r2", "r2", "r2"])) as ArrayRef,
+            })
+            .collect();
+        let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
+        let path = dir.join("r2.parquet");
+        let mut w = TableWriter::create(&path, schema, WriterProperties::builder().build()).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let meta = parquet::file::reader::FileReader::metadata(
+            &parquet::file::serialized_reader::SerializedFileReader::new(file).unwrap(),
+        )
+        .clone();
+        let size = std::fs::metadata(&path).unwrap().len();
+        let add = add_action("r2.parquet", size, 0, &meta, None);
+        let stats: Value = serde_json::from_str(add.stats.as_deref().unwrap()).unwrap();
+        assert_eq!(stats["numRecords"], json!(3));
+        assert_eq!((&stats["minValues"]["hash"], &stats["maxValues"]["hash"]), (&json!("aa"), &json!("cc")));
+        assert_eq!(
+            (&stats["minValues"]["source_offset"], &stats["maxValues"]["source_offset"]),
+            (&json!(7), &json!(1200))
+        );
+        assert_eq!(stats["nullCount"]["hash"], json!(0));
+        assert_eq!(append(&dir, Table::Duplicates, "r2", vec![add]).unwrap(), 1);
+        let rt = runtime("t").unwrap();
+        let t = rt.block_on(deltalake::open_table(url_of(&dir).unwrap())).unwrap();
+        let files: Vec<String> = t.get_file_uris().unwrap().collect();
+        assert_eq!(files.len(), 1);
+        assert!(files[0].ends_with("r2.parquet"), "{files:?}");
+    }
+}
