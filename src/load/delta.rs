@@ -90,6 +90,9 @@ pub fn create(dir: &Path, table: Table) -> Result<(), DeltaError> {
             .with_columns(fields)
             .with_partition_columns(partition_columns(table))
             .with_save_mode(SaveMode::Ignore)
+            // No retry: a creator that loses the race for version 0 would write a second
+            // protocol and metadata as version 1 (seen in this module's race test).
+            .with_commit_properties(deltalake::kernel::transaction::CommitProperties::default().with_max_retries(0))
             .into_future(),
     );
     match made {
@@ -221,6 +224,109 @@ fn value_of(physical: Physical, logical: Option<&LogicalType>, b: &[u8]) -> Opti
     }
 }
 
+/// A data file of a table as it is on disk.
+#[derive(Debug, Clone)]
+pub struct DiskFile {
+    /// Its path relative to the table folder, `/` separated (`ingest_date=…/<run>.parquet`).
+    pub rel: String,
+    /// Its path.
+    pub path: std::path::PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// What `sync` changed in a table's log.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Synced {
+    /// Files on disk the log lacked (or listed at another size), now added: runs rolled forward.
+    pub added: Vec<String>,
+    /// Files the log listed that are gone from disk, now removed: runs undone.
+    pub removed: Vec<String>,
+}
+
+/// The `Add` for a file on disk: its footer read for the statistics.
+fn add_for(file: &DiskFile, table: &str) -> Result<Add, DeltaError> {
+    let shown = file.path.display().to_string();
+    let f = std::fs::File::open(&file.path).map_err(|e| err(&shown, format!("cannot open: {e}")))?;
+    let modified = f
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64);
+    let reader = parquet::file::serialized_reader::SerializedFileReader::new(f)
+        .map_err(|e| err(&shown, format!("cannot read its Parquet footer: {e}")))?;
+    let meta = parquet::file::reader::FileReader::metadata(&reader);
+    let partition = file.rel.split('/').find_map(|c| c.strip_prefix("ingest_date="));
+    let _ = table;
+    Ok(add_action(&file.rel, file.size, modified, meta, partition))
+}
+
+/// The `Add` actions for files just moved into a table (their footers read for the statistics).
+pub fn adds_for(table: Table, files: &[DiskFile]) -> Result<Vec<Add>, DeltaError> {
+    files.iter().map(|f| add_for(f, table.name())).collect()
+}
+
+/// Makes the log of the table in `dir` list exactly `on_disk` (the files of finished runs, as the
+/// plain-Parquet layout has them after the start-of-run clean-up): one commit adds what the log
+/// lacks (a run killed after its files moved in but before its log entry: rolled forward) and
+/// removes what is gone (a killed run's files the clean-up removed: undone). Nothing is committed
+/// when the two agree, which is every run after a clean one.
+pub fn sync(dir: &Path, table: Table, on_disk: &[DiskFile]) -> Result<Synced, DeltaError> {
+    let shown = dir.display().to_string();
+    let url = url_of(dir)?;
+    let rt = runtime(&shown)?;
+    rt.block_on(async {
+        let t =
+            deltalake::open_table(url).await.map_err(|e| err(&shown, format!("cannot open the Delta table: {e}")))?;
+        let snapshot = t.snapshot().map_err(|e| err(&shown, e))?;
+        let listed: HashMap<String, i64> =
+            snapshot.log_data().iter().map(|f| (f.path().into_owned(), f.size())).collect();
+        let mut synced = Synced::default();
+        let mut actions = Vec::new();
+        for f in on_disk {
+            if listed.get(&f.rel) != Some(&(f.size as i64)) {
+                actions.push(Action::Add(add_for(f, table.name())?));
+                synced.added.push(f.rel.clone());
+            }
+        }
+        let present: std::collections::HashSet<&str> = on_disk.iter().map(|f| f.rel.as_str()).collect();
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut gone: Vec<(&String, &i64)> = listed.iter().filter(|(p, _)| !present.contains(p.as_str())).collect();
+        gone.sort();
+        for (path, size) in gone {
+            actions.push(Action::Remove(deltalake::kernel::Remove {
+                path: path.clone(),
+                data_change: true,
+                deletion_timestamp: Some(now),
+                size: Some(*size),
+                ..Default::default()
+            }));
+            synced.removed.push(path.clone());
+        }
+        if actions.is_empty() {
+            return Ok(synced);
+        }
+        let op = if synced.removed.is_empty() {
+            DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: Some(partition_columns(table)).filter(|p| !p.is_empty()),
+                predicate: None,
+            }
+        } else {
+            DeltaOperation::Delete { predicate: None }
+        };
+        let meta = HashMap::from([("quarry.operation".to_string(), json!("sync with the files on disk"))]);
+        deltalake::kernel::transaction::CommitBuilder::default()
+            .with_actions(actions)
+            .with_app_metadata(meta)
+            .build(Some(snapshot), t.log_store(), op)
+            .await
+            .map_err(|e| err(&shown, format!("cannot commit: {e}")))?;
+        Ok(synced)
+    })
+}
+
 /// Commits `adds` to the table in `dir` as one append (a `Write` in the log), with `run_id` in the
 /// commit's metadata; the version it landed as.
 pub fn append(dir: &Path, table: Table, run_id: &str, adds: Vec<Add>) -> Result<u64, DeltaError> {
@@ -289,20 +395,92 @@ mod tests {
 
     #[test]
     fn creators_racing_for_one_table_all_succeed_and_make_one_table() {
+        // Without `with_max_retries(0)` the loser of the race wrote a second Create as version 1.
         let wh = tempfile::tempdir().unwrap();
-        let dir = wh.path().join("runs");
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..4).map(|_| s.spawn(|| create(&dir, Table::Runs))).collect();
-            for h in handles {
-                h.join().unwrap().unwrap();
-            }
-        });
-        let logs: Vec<_> = std::fs::read_dir(dir.join("_delta_log"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.ends_with(".json"))
+        for round in 0..10 {
+            let dir = wh.path().join(format!("runs-{round}"));
+            let start = std::sync::Barrier::new(4);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..4)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            create(&dir, Table::Runs)
+                        })
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().unwrap().unwrap();
+                }
+            });
+            let logs: Vec<_> = std::fs::read_dir(dir.join("_delta_log"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n.ends_with(".json"))
+                .collect();
+            assert_eq!(logs, ["00000000000000000000.json"], "round {round}");
+        }
+    }
+
+    fn write_duplicates(dir: &Path, name: &str, hashes: &[&str]) -> DiskFile {
+        let schema = Table::Duplicates.schema();
+        let n = hashes.len();
+        let cols: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "source_offset" => {
+                    Arc::new(arrow::array::Int64Array::from((0..n as i64).collect::<Vec<_>>())) as ArrayRef
+                }
+                "hash" => Arc::new(arrow::array::StringArray::from(hashes.to_vec())) as ArrayRef,
+                _ => Arc::new(arrow::array::StringArray::from(vec![name; n])) as ArrayRef,
+            })
             .collect();
-        assert_eq!(logs, ["00000000000000000000.json"]);
+        let path = dir.join(format!("{name}.parquet"));
+        let mut w = TableWriter::create(&path, schema.clone(), WriterProperties::builder().build()).unwrap();
+        w.write(&RecordBatch::try_new(schema, cols).unwrap()).unwrap();
+        w.close().unwrap();
+        DiskFile { rel: format!("{name}.parquet"), size: std::fs::metadata(&path).unwrap().len(), path }
+    }
+
+    fn listed(dir: &Path) -> Vec<String> {
+        let rt = runtime("t").unwrap();
+        let t = rt.block_on(deltalake::open_table(url_of(dir).unwrap())).unwrap();
+        let mut files: Vec<String> = t.snapshot().unwrap().log_data().iter().map(|f| f.path().into_owned()).collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn sync_rolls_forward_files_the_log_lacks_and_removes_files_that_are_gone() {
+        let wh = tempfile::tempdir().unwrap();
+        let dir = wh.path().join("duplicates");
+        create(&dir, Table::Duplicates).unwrap();
+        let a = write_duplicates(&dir, "r1", &["aa"]);
+        let b = write_duplicates(&dir, "r2", &["bb", "cc"]);
+        append(&dir, Table::Duplicates, "r1", adds_for(Table::Duplicates, std::slice::from_ref(&a)).unwrap()).unwrap();
+        // r2's file moved in, its log entry never written (killed): rolled forward.
+        let s = sync(&dir, Table::Duplicates, &[a.clone(), b.clone()]).unwrap();
+        assert_eq!((s.added.as_slice(), s.removed.len()), (["r2.parquet".to_string()].as_slice(), 0));
+        assert_eq!(listed(&dir), ["r1.parquet", "r2.parquet"]);
+        assert_eq!(
+            sync(&dir, Table::Duplicates, &[a.clone(), b.clone()]).unwrap(),
+            Synced::default(),
+            "in step: no commit"
+        );
+        // r2's file removed by a clean-up (its run never finished): undone.
+        std::fs::remove_file(&b.path).unwrap();
+        let s = sync(&dir, Table::Duplicates, std::slice::from_ref(&a)).unwrap();
+        assert_eq!(s.removed, ["r2.parquet"]);
+        assert_eq!(listed(&dir), ["r1.parquet"]);
+        // a file rewritten in place (a replay's new version) is listed at its new size
+        let a2 = write_duplicates(&dir, "r1", &["aa", "dd", "ee"]);
+        let s = sync(&dir, Table::Duplicates, std::slice::from_ref(&a2)).unwrap();
+        assert_eq!(s.added, ["r1.parquet"]);
+        let rt = runtime("t").unwrap();
+        let t = rt.block_on(deltalake::open_table(url_of(&dir).unwrap())).unwrap();
+        let sizes: Vec<i64> = t.snapshot().unwrap().log_data().iter().map(|f| f.size()).collect();
+        assert_eq!(sizes, [a2.size as i64]);
     }
 
     #[test]
