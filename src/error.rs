@@ -5,6 +5,7 @@ use std::io;
 
 use crate::extract::read::InputError;
 use crate::load::commit::{CommitError, LockedError};
+use crate::load::delta::DeltaError;
 use crate::load::index::segment::IndexError;
 use crate::load::parquet::WriteError;
 use crate::load::warehouse::WarehouseError;
@@ -68,6 +69,9 @@ pub enum Error {
     /// The dedupe index could not be read, written or repaired.
     #[error("index: {0}")]
     Index(#[from] IndexError),
+    /// A table's Delta log could not be read or committed to.
+    #[error("delta: {0}")]
+    Delta(#[from] DeltaError),
     /// Reading or writing a file (or a stream) failed; `what` names it and what quarry was doing.
     #[error("{what}: {source}")]
     Io {
@@ -97,6 +101,7 @@ impl Error {
             | Error::Warehouse(_)
             | Error::Write(_)
             | Error::Index(_)
+            | Error::Delta(_)
             | Error::Io { .. }
             | Error::Reader(_)
             | Error::Stage { .. }
@@ -126,6 +131,7 @@ impl From<CommitError> for Error {
             CommitError::Locked(e) => Error::Locked(e),
             CommitError::Warehouse(e) => Error::Warehouse(e),
             CommitError::Write(e) => Error::Write(e),
+            CommitError::Delta(e) => Error::Delta(e),
         }
     }
 }

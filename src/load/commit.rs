@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use arrow::record_batch::RecordBatch;
 
+use super::delta::{self, DeltaError};
 use super::index;
 use super::parquet::{part_name, properties, TableWriter, WriteError};
 use super::warehouse::{io_err, Warehouse, WarehouseError, DELETE_MARKER};
@@ -35,19 +36,22 @@ pub enum CommitStep {
     Lists,
     /// A replay's new rejects files wait in the redo log.
     Replacements,
-    /// The `runs` row exists: the run counts.
+    /// The `runs` row's file is in place: the run counts for plain-Parquet readers.
+    RunsRow,
+    /// The `runs` row is in its Delta log too: the run counts for every reader.
     Committed,
 }
 
 impl CommitStep {
     /// Every step, in order.
-    pub const ALL: [CommitStep; 7] = [
+    pub const ALL: [CommitStep; 8] = [
         CommitStep::Staged,
         CommitStep::Posts,
         CommitStep::Rejects,
         CommitStep::Duplicates,
         CommitStep::Lists,
         CommitStep::Replacements,
+        CommitStep::RunsRow,
         CommitStep::Committed,
     ];
 
@@ -60,6 +64,7 @@ impl CommitStep {
             CommitStep::Duplicates => "duplicates",
             CommitStep::Lists => "lists",
             CommitStep::Replacements => "replacements",
+            CommitStep::RunsRow => "runs-row",
             CommitStep::Committed => "committed",
         }
     }
@@ -99,6 +104,8 @@ pub enum CommitError {
     Warehouse(#[from] WarehouseError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    #[error(transparent)]
+    Delta(#[from] DeltaError),
 }
 
 /// The warehouse lock, held for the whole run; released when dropped (or when the process dies).
@@ -139,6 +146,29 @@ impl RunLock {
     }
 }
 
+/// Makes each table a Delta table (created when missing: a new warehouse, or one written before
+/// quarry kept Delta logs, whose files are then all added) and its log list exactly the files of
+/// finished runs: after `cleanup`, this rolls forward the log entries a killed run did not get to
+/// write and undoes those of a run that never got its `runs` row. Under the lock, before a run.
+pub fn sync_delta(wh: &Warehouse) -> Result<Vec<(Table, delta::Synced)>, CommitError> {
+    let mut out = Vec::new();
+    for table in Table::ALL {
+        let dir = wh.table(table);
+        if !dir.join("_delta_log").exists() {
+            delta::create(&dir, table)?;
+        }
+        out.push((table, sync_delta_table(wh, table)?));
+    }
+    Ok(out)
+}
+
+/// `sync_delta` for one table.
+pub fn sync_delta_table(wh: &Warehouse, table: Table) -> Result<delta::Synced, CommitError> {
+    let files =
+        wh.table_files(table)?.into_iter().map(|(_, path)| wh.disk_file(table, path)).collect::<Result<Vec<_>, _>>()?;
+    Ok(delta::sync(&wh.table(table), table, &files)?)
+}
+
 /// The files of one run in progress, and how they become visible.
 pub struct RunCommit {
     wh: Warehouse,
@@ -177,8 +207,10 @@ impl RunCommit {
         Ok(TableWriter::rolling(&self.staging, table.name(), table.schema(), props, rows)?)
     }
 
-    /// Moves every staged part of a table's file into the table (a run may write several).
+    /// Moves every staged part of a table's file into the table (a run may write several), then
+    /// commits them to the table's Delta log.
     fn move_parts(&self, table: Table) -> Result<(), CommitError> {
+        let mut moved = Vec::new();
         for n in 0.. {
             let from = self.staging.join(part_name(table.name(), n));
             if n > 0 && !from.exists() {
@@ -189,7 +221,10 @@ impl RunCommit {
             fs::create_dir_all(dir).map_err(io_err(dir, "cannot create the table folder"))?;
             fs::rename(&from, &to).map_err(io_err(&to, "cannot move the staged file into its table"))?;
             sync_dir(dir)?;
+            moved.push(self.wh.disk_file(table, to)?);
         }
+        let adds = delta::adds_for(table, &moved)?;
+        delta::append(&self.wh.table(table), table, &self.run_id, adds)?;
         Ok(())
     }
 
@@ -310,11 +345,17 @@ impl RunCommit {
         fs::rename(self.staging.join(format!("{}.parquet", Table::Runs)), &to)
             .map_err(io_err(&to, "cannot write the runs row"))?;
         sync_dir(&self.wh.table(Table::Runs))?;
+        if hold(CommitStep::RunsRow) {
+            return Ok(());
+        }
+        let row = self.wh.disk_file(Table::Runs, to)?;
+        delta::append(&self.wh.table(Table::Runs), Table::Runs, &self.run_id, delta::adds_for(Table::Runs, &[row])?)?;
         if hold(CommitStep::Committed) {
             return Ok(());
         }
         if !replaced.is_empty() {
             self.wh.apply_replacements(&self.run_id)?;
+            sync_delta_table(&self.wh, Table::Rejects)?;
         }
         fs::remove_dir_all(&self.staging).map_err(io_err(&self.staging, "cannot remove the staging folder"))?;
         Ok(())

@@ -1,6 +1,7 @@
 //! The commit from the Rust side: every table round-trips through its writer, and a commit stopped
 //! at each of its steps (as a kill would stop it) is undone — or, once its `runs` row exists,
-//! completed — by the next run's clean-up.
+//! completed — by the next run's clean-up; either way each table's Delta log lists exactly the
+//! files of the runs that count once the next run has synced it.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -11,7 +12,7 @@ use arrow::array::{ArrayRef, Int64Array, ListBuilder, StringArray, StringBuilder
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::{CommitStep, RunCommit, STOP_AT};
+use super::{sync_delta, CommitStep, RunCommit, STOP_AT};
 use crate::contract::{schema, Table};
 use crate::extract::batch::{duplicates_batch, rejects_batch, DuplicateRow, RejectRow};
 use crate::extract::page::extract;
@@ -140,6 +141,7 @@ fn stage_run(wh: &Warehouse, p: &Pipeline, run: &str, first: &str, hash: &str) -
 fn setup(p: &Pipeline) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::create(&dir.path().join("wh")).unwrap();
+    sync_delta(&wh).unwrap();
     let (first, second) = ("20261201T000000.000001Z".to_string(), "20261201T000000.000002Z".to_string());
     let (c, segment) = stage_run(&wh, p, &first, "", "aaaa0000aaaa0000aaaa");
     let files = [("d1".to_string(), "dumps/a.txt".to_string())];
@@ -148,7 +150,8 @@ fn setup(p: &Pipeline) -> Setup {
     Setup { _dir: dir, wh, first, second }
 }
 
-/// Every file below the warehouse, relative to it.
+/// Every file below the warehouse, relative to it, but the Delta logs (which grow by the entries
+/// that undo a run: checked by `delta_lists_the_folders`).
 fn tree(root: &Path) -> BTreeSet<PathBuf> {
     let mut out = BTreeSet::new();
     let mut stack = vec![root.to_path_buf()];
@@ -156,7 +159,9 @@ fn tree(root: &Path) -> BTreeSet<PathBuf> {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
             if p.is_dir() {
-                stack.push(p);
+                if p.file_name().is_some_and(|n| n != "_delta_log") {
+                    stack.push(p);
+                }
             } else if p.file_name().is_some_and(|n| n != "lock") {
                 out.insert(p.strip_prefix(root).unwrap().to_path_buf());
             }
@@ -193,8 +198,25 @@ fn a_commit_stopped_at_any_step_is_undone_or_completed_by_the_next_clean_up() {
             let finished = s.wh.finished_runs().unwrap();
             let cleaned = s.wh.cleanup(&finished).unwrap();
             let (index, repairs) = Index::open(&s.wh, &finished).unwrap();
+            let synced = sync_delta(&s.wh).unwrap();
+            delta_lists_the_folders(&s.wh, step);
             let after = tree(s.wh.root());
-            let counts = step == CommitStep::Committed;
+            let counts = step >= CommitStep::RunsRow;
+            let rolled: usize = synced.iter().map(|(_, x)| x.added.len()).sum();
+            let undone: usize = synced.iter().map(|(_, x)| x.removed.len()).sum();
+            if step == CommitStep::RunsRow {
+                // and, for a replay, the swap the clean-up finished: the rewritten rejects file
+                let want = 1 + usize::from(replay);
+                assert_eq!(
+                    (rolled, undone),
+                    (want, 0),
+                    "{step:?}: the runs row's log entry rolled forward: {synced:?}"
+                );
+            } else if !counts && step > CommitStep::Staged {
+                assert!(rolled == 0 && undone > 0, "{step:?}: the run's log entries undone: {synced:?}");
+            } else if !replay || step == CommitStep::Staged {
+                assert_eq!((rolled, undone), (0, 0), "{step:?}: nothing to sync");
+            }
             assert_eq!(finished.contains(&s.second), counts, "{step:?}: the run counts once its runs row exists");
             if !counts {
                 assert_eq!(after, before, "{step:?} (replay {replay}): clean-up leaves the warehouse as before");
@@ -218,5 +240,26 @@ fn a_commit_stopped_at_any_step_is_undone_or_completed_by_the_next_clean_up() {
             assert_eq!(found[1], second, "{step:?}: the second run's hash");
             assert_eq!(repairs.rebuilt, Vec::<String>::new(), "{step:?}: nothing to rebuild");
         }
+    }
+}
+
+/// Each table's Delta log lists exactly the files in its folder, at their sizes.
+fn delta_lists_the_folders(wh: &Warehouse, step: CommitStep) {
+    for t in Table::ALL {
+        let mut on_disk: Vec<(String, i64)> = wh
+            .table_files(t)
+            .unwrap()
+            .into_iter()
+            .map(|(_, p)| wh.disk_file(t, p).unwrap())
+            .map(|f| (f.rel, f.size as i64))
+            .collect();
+        on_disk.sort();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let url = url::Url::from_directory_path(std::path::absolute(wh.table(t)).unwrap()).unwrap();
+        let table = rt.block_on(deltalake::open_table(url)).unwrap();
+        let mut listed: Vec<(String, i64)> =
+            table.snapshot().unwrap().log_data().iter().map(|f| (f.path().into_owned(), f.size())).collect();
+        listed.sort();
+        assert_eq!(listed, on_disk, "{step:?}: {t}'s Delta log lists its folder");
     }
 }

@@ -6,6 +6,7 @@
 //! WH/rejects/<run_id>.parquet
 //! WH/duplicates/<run_id>.parquet
 //! WH/runs/<run_id>.parquet            one row, written last: the run counts from here on
+//! WH/<table>/_delta_log/             each table's Delta log: the files above, committed (`load::delta`)
 //! WH/_quarry/lock                     held by the run in progress
 //! WH/_quarry/staging/<run_id>/        files in progress, never inside a table folder
 //! WH/_quarry/files/<run_id>.tsv       digest and name of every file the run read
@@ -20,6 +21,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::delta::DiskFile;
 use super::parquet::{part_name, PART};
 use crate::contract::Table;
 /// Marker of a replaced rejects file that a replay left empty: the file is removed, not replaced.
@@ -186,6 +188,15 @@ impl Warehouse {
             }
         }
         Ok(out)
+    }
+
+    /// A file of a table as its Delta log names it: relative to the table folder, `/` separated.
+    pub fn disk_file(&self, table: Table, path: PathBuf) -> Result<DiskFile, WarehouseError> {
+        let size = fs::metadata(&path).map_err(io_err(&path, "cannot stat"))?.len();
+        let dir = self.table(table);
+        let rel = path.strip_prefix(&dir).unwrap_or(&path);
+        let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+        Ok(DiskFile { rel, path, size })
     }
 
     /// Every Parquet file of a table with the run id it belongs to (from its name).

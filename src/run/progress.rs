@@ -3,7 +3,8 @@
 //!
 //! Log lines are `tracing` events, written to stderr by `tracing-subscriber` as
 //! `2026-11-26T14:18:05Z  INFO quarry: …` (above a bar, on a terminal: `…`, or `warn: …`).
-//! `RUST_LOG` filters them in `EnvFilter` syntax over a default of `info`: `debug`,
+//! `RUST_LOG` filters them in `EnvFilter` syntax over a default of `info` (the Delta libraries
+//! `warn`): `debug`,
 //! `warn,quarry=debug`, or by span: each run is a span `run{id=…}` and each input file a span
 //! `file{name=…}` inside it, so `quarry[file{name=dump-001.txt}]=debug` adds the per-file counts of
 //! the files whose name ends in a match of the regex `dump-001.txt` (EnvFilter's value patterns
@@ -31,8 +32,11 @@ pub const DEFAULT_INTERVAL_SECS: f64 = 5.0;
 pub const INTERVAL_ENV: &str = "QUARRY_PROGRESS_SECS";
 /// Environment variable holding the log filter, in `EnvFilter` syntax.
 pub const FILTER_ENV: &str = "RUST_LOG";
-/// What is logged where `RUST_LOG` says nothing else.
-const DEFAULT_FILTER: &str = "info";
+/// What is logged where `RUST_LOG` says nothing else: `info`, but the Delta libraries only from
+/// `warn` (they log every snapshot they build at `info`); `RUST_LOG=deltalake_core=debug` and the
+/// like replace their entry.
+const DEFAULT_FILTER: &str =
+    "info,deltalake=warn,deltalake_core=warn,deltalake_aws=warn,buoyant_kernel=warn,buoyant_kernel_engine=warn";
 /// The target prefix of quarry's own events, which `-v` raises.
 const CRATE: &str = env!("CARGO_CRATE_NAME");
 

@@ -6,8 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::contract::Table;
 use crate::error::Result;
-use crate::load::commit::{RunCommit, RunLock};
+use crate::load::commit::{sync_delta, RunCommit, RunLock};
+use crate::load::delta::Synced;
 use crate::load::index::{Index, Repairs};
 use crate::load::warehouse::{Cleanup, Warehouse};
 
@@ -36,6 +38,7 @@ impl Session {
         let lock = RunLock::acquire(&wh, wait)?;
         let finished = wh.finished_runs()?;
         let cleaned = wh.cleanup(&finished)?;
+        log_delta(&sync_delta(&wh)?);
         let (index, repairs) = Index::open(&wh, &finished)?;
         log_repairs(&repairs);
         let index = Arc::new(index);
@@ -46,6 +49,27 @@ impl Session {
         }
         let commit = RunCommit::begin(&wh, &run_id, &date_of(started))?;
         Ok(Session { wh, lock, finished, cleaned, index, started, run_id, commit })
+    }
+}
+
+/// What making the Delta logs match the committed files did: files of a run whose log entry a
+/// kill cut off are rolled forward, files of a run that never finished are removed from the log.
+fn log_delta(synced: &[(Table, Synced)]) {
+    for (table, s) in synced {
+        if !s.added.is_empty() {
+            tracing::warn!("delta: {table}: rolled forward {} (in the table, missing from its log)", list(&s.added));
+        }
+        if !s.removed.is_empty() {
+            tracing::warn!("delta: {table}: undid {} (of a run that never finished)", list(&s.removed));
+        }
+    }
+}
+
+fn list(files: &[String]) -> String {
+    if files.len() > 3 {
+        format!("{} files ({}, …)", files.len(), files[..3].join(", "))
+    } else {
+        files.join(", ")
     }
 }
 
