@@ -9,6 +9,8 @@ import truthcheck
 import warehouse as whr
 
 HOLD_POINTS = ("staged", "posts", "rejects", "duplicates", "lists")
+# Kills after the runs row's file is in place: the run counts, the next run completes it.
+COUNTED_POINTS = ("runs-row", "committed")
 HOLD_TIMEOUT_S = 120
 SEED_INPUT = "tests/fixtures/seed-page.txt"
 
@@ -79,6 +81,23 @@ def test_plain_readers_see_exactly_the_truth(full_warehouse, corpus):
     assert whr.orphan_rows(full_warehouse) == {}
 
 
+@pytest.mark.parametrize("engine", ["deltalake", "polars"])
+def test_delta_readers_see_exactly_the_truth(full_warehouse, corpus, engine):
+    """Each table is a Delta table (reader 1 / writer 2) that the `deltalake` package and polars'
+    `scan_delta` read to the same rows as the plain readers; posts carries ingest_date as a
+    partition column."""
+    assert_same(whr.delta_snapshot(full_warehouse, engine), truth_totals(corpus, corpus.batches), engine)
+    from deltalake import DeltaTable
+    for table in whr.TABLES:
+        t = DeltaTable(str(full_warehouse / table))
+        p = t.protocol()
+        assert (p.min_reader_version, p.min_writer_version) == (1, 2), (table, p)
+        assert t.metadata().partition_columns == (["ingest_date"] if table == "posts" else []), table
+        assert not list((full_warehouse / table / "_delta_log").glob("*.parquet")), f"{table}: a checkpoint"
+    dates = whr.delta_table(full_warehouse, "posts", ["ingest_date"], engine)["ingest_date"]
+    assert str(dates.type) == "date32[day]" and dates.null_count == 0
+
+
 def test_reimport_adds_only_runs_rows(full_warehouse, corpus, tmp_path):
     wh = copy_warehouse(full_warehouse, tmp_path)
     before = whr.snapshot(wh, committed=False)
@@ -128,6 +147,26 @@ def test_killed_import_leaves_no_trace(corpus, batch1_warehouse, tmp_path, point
     assert not segs - whr.run_ids(wh), f"_quarry/index keeps segments of runs that never finished: {sorted(segs)}"
     assert_same(whr.duck_snapshot(wh), truth_totals(corpus, 2), "DuckDB glob after the rerun")
     assert_same(whr.snapshot(wh, committed=False), truth_totals(corpus, 2), "pyarrow dataset after the rerun")
+    assert_same(whr.delta_snapshot(wh), truth_totals(corpus, 2), "Delta logs after the rerun")
+
+
+@pytest.mark.parametrize("point", COUNTED_POINTS)
+def test_a_run_killed_after_its_runs_row_counts_and_its_log_entry_is_rolled_forward(
+        corpus, batch1_warehouse, tmp_path, point):
+    """Killed once its runs row's file is in place (runs-row: before that row's Delta log entry;
+    committed: after it), the run counts for plain readers; the next run writes the missing log
+    entry (and says so), and then Delta readers see exactly what plain readers see."""
+    wh = copy_warehouse(batch1_warehouse, tmp_path)
+    with whr.HeldImport(wh, corpus.batch(2), point=point) as held:
+        assert held.wait_held(HOLD_TIMEOUT_S), f"no '{held.hold_line}' (exit {held.proc.poll()}):\n{held.stderr()}"
+        held.kill()
+    assert_same(whr.snapshot(wh, committed=True), truth_totals(corpus, 2), "plain readers after the kill")
+    rc, _, err = whr.run_quarry(whr.import_args(wh, corpus.batch(3), quiet=False))
+    assert rc == 0, err
+    assert ("delta: runs: rolled forward" in err) == (point == "runs-row"), err
+    assert_same(whr.delta_snapshot(wh), truth_totals(corpus, 3), "Delta logs after the next run")
+    report = truthcheck.check(wh, corpus.root, batches=3, committed=False)
+    assert report.ok, report.text()
 
 
 @pytest.mark.parametrize("point", ["adopted", "merge-written", "merge-switched"])

@@ -1,7 +1,8 @@
 """Read a quarry warehouse the way an analyst would, and run the quarry binary.
 
-Every reader here goes through plain pyarrow or DuckDB over the table folders, never through
-quarry's own `_quarry/` state: the tests judge the warehouse by what outside tools see.
+Every reader here goes through plain pyarrow or DuckDB over the table folders, or through the
+tables' Delta logs (the `deltalake` package, polars' `scan_delta`), never through quarry's own
+`_quarry/` state: the tests judge the warehouse by what outside tools see.
 """
 from __future__ import annotations
 
@@ -177,6 +178,31 @@ def snapshot(warehouse, committed=True) -> dict:
         out[table] = len(rows)
         out[table + "_keys"] = frozenset(r[0] if len(key) == 1 else r for r in rows)
     ids = run_ids(warehouse)
+    out["runs"] = len(ids)
+    out["runs_keys"] = frozenset(ids)
+    return out
+
+
+def delta_table(warehouse, table, columns, engine="deltalake") -> pa.Table:
+    """One table through its Delta log: the `deltalake` package or polars' `scan_delta`."""
+    path = str(table_dir(warehouse, table))
+    if engine == "polars":
+        import polars as pl
+        return pl.scan_delta(path).select(columns).collect().to_arrow()
+    from deltalake import DeltaTable
+    return DeltaTable(path).to_pyarrow_table(columns=columns)
+
+
+def delta_snapshot(warehouse, engine="deltalake") -> dict:
+    """`snapshot` as a Delta reader sees the warehouse: every table through its log."""
+    out = {}
+    for table, key in (("posts", ["hash"]), ("rejects", ["source_file", "source_offset"]),
+                       ("duplicates", ["hash", "source_file", "source_offset"])):
+        t = delta_table(warehouse, table, key, engine)
+        rows = list(zip(*(t[k].to_pylist() for k in key)))
+        out[table] = len(rows)
+        out[table + "_keys"] = frozenset(r[0] if len(key) == 1 else r for r in rows)
+    ids = delta_table(warehouse, "runs", ["run_id"], engine)["run_id"].to_pylist()
     out["runs"] = len(ids)
     out["runs_keys"] = frozenset(ids)
     return out
