@@ -4,9 +4,10 @@
 
 pub mod schema;
 
-/// The version of the warehouse's layout on disk (its tables' files and `_quarry/`): 2 holds the
-/// dedupe index (`_quarry/index/`); 1 held a hash list per run. `quarry --version` prints it.
-pub const WAREHOUSE_FORMAT: u32 = 2;
+/// The version of the warehouse's layout on disk (its tables' files and `_quarry/`): 3 keeps a
+/// Delta log in each table folder; 2 added the dedupe index (`_quarry/index/`); 1 held a hash list
+/// per run. `quarry --version` prints it. A run upgrades an older warehouse as it opens it.
+pub const WAREHOUSE_FORMAT: u32 = 3;
 
 use std::fmt;
 

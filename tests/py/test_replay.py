@@ -180,6 +180,14 @@ def test_replay_moves_the_fixed_pages(broken, baseline, fixture_corpus, tmp_path
     else:
         assert left == {replay["run_id"]}, "truncated multi-page rows must all be replayed"
     assert pending_swaps(wh) == []
+    assert_delta_like_plain(wh)
+
+
+def assert_delta_like_plain(wh):
+    """The tables' Delta logs list the files plain readers read: a replay's rewritten rejects files
+    (at their new size), and nothing of a run that never finished."""
+    got, want = whr.delta_snapshot(wh), whr.snapshot(wh, committed=False)
+    assert got == want, whr.snapshot_diff(got, want)
 
 
 def test_replay_again_adds_only_a_runs_row(broken, baseline, tmp_path):
@@ -216,7 +224,7 @@ def test_import_after_replay_finds_its_duplicates(broken, baseline, fixture_corp
     assert accounting_problems(wh) == []
 
 
-@pytest.mark.parametrize("point", PRE_COMMIT_POINTS + ("committed",))
+@pytest.mark.parametrize("point", PRE_COMMIT_POINTS + ("runs-row", "committed"))
 def test_killed_replay(broken, baseline, tmp_path, point):
     wh = copy(broken[0], tmp_path)
     before = full_state(wh)
@@ -257,3 +265,4 @@ def test_killed_replay(broken, baseline, tmp_path, point):
     baseline_keys = page_keys(baseline)
     assert set(keys) - baseline_keys.keys() <= {("tests/fixtures/seed-page.txt", 0)}
     assert rows(wh, "rejects", REJECT_COLS, committed=False) == rows(baseline, "rejects", REJECT_COLS)
+    assert_delta_like_plain(wh)
