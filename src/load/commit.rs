@@ -223,7 +223,7 @@ impl RunCommit {
             sync_dir(dir)?;
             moved.push(self.wh.disk_file(table, to)?);
         }
-        let adds = delta::adds_for(table, &moved)?;
+        let adds = delta::adds_for(&moved)?;
         delta::append(&self.wh.table(table), table, &self.run_id, adds)?;
         Ok(())
     }
@@ -349,7 +349,7 @@ impl RunCommit {
             return Ok(());
         }
         let row = self.wh.disk_file(Table::Runs, to)?;
-        delta::append(&self.wh.table(Table::Runs), Table::Runs, &self.run_id, delta::adds_for(Table::Runs, &[row])?)?;
+        delta::append(&self.wh.table(Table::Runs), Table::Runs, &self.run_id, delta::adds_for(&[row])?)?;
         if hold(CommitStep::Committed) {
             return Ok(());
         }

@@ -4,8 +4,10 @@
 //!
 //! Protocol reader 1 / writer 2 and no table features, so Spark and Trino read the tables; `posts`
 //! is partitioned by `ingest_date` (a column of the Delta schema, a folder in the files' paths, not
-//! a column inside the files, as in the plain-Parquet layout). deltalake's API is async: each call
-//! here runs on a current-thread runtime of its own and returns when its commit has landed.
+//! a column inside the files, as in the plain-Parquet layout). Commits write no checkpoint: one is
+//! a `.parquet` file in `_delta_log/`, which a `posts/**/*.parquet` glob would read as data.
+//! deltalake's API is async: each call here runs on a current-thread runtime of its own and
+//! returns when its commit has landed.
 
 use std::collections::HashMap;
 use std::future::IntoFuture as _;
@@ -245,7 +247,7 @@ pub struct Synced {
 }
 
 /// The `Add` for a file on disk: its footer read for the statistics.
-fn add_for(file: &DiskFile, table: &str) -> Result<Add, DeltaError> {
+fn add_for(file: &DiskFile) -> Result<Add, DeltaError> {
     let shown = file.path.display().to_string();
     let f = std::fs::File::open(&file.path).map_err(|e| err(&shown, format!("cannot open: {e}")))?;
     let modified = f
@@ -257,14 +259,62 @@ fn add_for(file: &DiskFile, table: &str) -> Result<Add, DeltaError> {
     let reader = parquet::file::serialized_reader::SerializedFileReader::new(f)
         .map_err(|e| err(&shown, format!("cannot read its Parquet footer: {e}")))?;
     let meta = parquet::file::reader::FileReader::metadata(&reader);
-    let partition = file.rel.split('/').find_map(|c| c.strip_prefix("ingest_date="));
-    let _ = table;
+    let partition = file.rel.split('/').find_map(|c| c.strip_prefix(PARTITION)?.strip_prefix('='));
     Ok(add_action(&file.rel, file.size, modified, meta, partition))
 }
 
 /// The `Add` actions for files just moved into a table (their footers read for the statistics).
-pub fn adds_for(table: Table, files: &[DiskFile]) -> Result<Vec<Add>, DeltaError> {
-    files.iter().map(|f| add_for(f, table.name())).collect()
+pub fn adds_for(files: &[DiskFile]) -> Result<Vec<Add>, DeltaError> {
+    files.iter().map(add_for).collect()
+}
+
+/// A table's log, opened for a commit: its runtime, its snapshot, and its location for messages.
+struct Opened {
+    rt: tokio::runtime::Runtime,
+    table: deltalake::DeltaTable,
+    shown: String,
+}
+
+fn open(dir: &Path) -> Result<Opened, DeltaError> {
+    let shown = dir.display().to_string();
+    let url = url_of(dir)?;
+    let rt = runtime(&shown)?;
+    let table = rt
+        .block_on(deltalake::open_table(url))
+        .map_err(|e| err(&shown, format!("cannot open the Delta table: {e}")))?;
+    Ok(Opened { rt, table, shown })
+}
+
+impl Opened {
+    /// The files the log lists, with their sizes.
+    fn listed(&self) -> Result<HashMap<String, i64>, DeltaError> {
+        let snapshot = self.table.snapshot().map_err(|e| err(&self.shown, e))?;
+        Ok(snapshot.log_data().iter().map(|f| (f.path().into_owned(), f.size())).collect())
+    }
+
+    /// Commits `actions` as the next version (no checkpoint: see the module doc); that version.
+    fn commit(&self, actions: Vec<Action>, op: DeltaOperation, meta: (&str, Value)) -> Result<u64, DeltaError> {
+        let snapshot = self.table.snapshot().map_err(|e| err(&self.shown, e))?;
+        let done = self
+            .rt
+            .block_on(
+                deltalake::kernel::transaction::CommitBuilder::default()
+                    .with_actions(actions)
+                    .with_app_metadata(HashMap::from([(meta.0.to_string(), meta.1)]))
+                    .build(Some(snapshot), self.table.log_store(), op)
+                    .into_future(),
+            )
+            .map_err(|e| err(&self.shown, format!("cannot commit: {e}")))?;
+        Ok(done.version())
+    }
+}
+
+fn append_op(table: Table) -> DeltaOperation {
+    DeltaOperation::Write {
+        mode: SaveMode::Append,
+        partition_by: Some(partition_columns(table)).filter(|p| !p.is_empty()),
+        predicate: None,
+    }
 }
 
 /// Makes the log of the table in `dir` list exactly `on_disk` (the files of finished runs, as the
@@ -273,84 +323,42 @@ pub fn adds_for(table: Table, files: &[DiskFile]) -> Result<Vec<Add>, DeltaError
 /// removes what is gone (a killed run's files the clean-up removed: undone). Nothing is committed
 /// when the two agree, which is every run after a clean one.
 pub fn sync(dir: &Path, table: Table, on_disk: &[DiskFile]) -> Result<Synced, DeltaError> {
-    let shown = dir.display().to_string();
-    let url = url_of(dir)?;
-    let rt = runtime(&shown)?;
-    rt.block_on(async {
-        let t =
-            deltalake::open_table(url).await.map_err(|e| err(&shown, format!("cannot open the Delta table: {e}")))?;
-        let snapshot = t.snapshot().map_err(|e| err(&shown, e))?;
-        let listed: HashMap<String, i64> =
-            snapshot.log_data().iter().map(|f| (f.path().into_owned(), f.size())).collect();
-        let mut synced = Synced::default();
-        let mut actions = Vec::new();
-        for f in on_disk {
-            if listed.get(&f.rel) != Some(&(f.size as i64)) {
-                actions.push(Action::Add(add_for(f, table.name())?));
-                synced.added.push(f.rel.clone());
-            }
+    let t = open(dir)?;
+    let listed = t.listed()?;
+    let mut synced = Synced::default();
+    let mut actions = Vec::new();
+    for f in on_disk {
+        if listed.get(&f.rel) != Some(&(f.size as i64)) {
+            actions.push(Action::Add(add_for(f)?));
+            synced.added.push(f.rel.clone());
         }
-        let present: std::collections::HashSet<&str> = on_disk.iter().map(|f| f.rel.as_str()).collect();
-        let now = chrono::Utc::now().timestamp_millis();
-        let mut gone: Vec<(&String, &i64)> = listed.iter().filter(|(p, _)| !present.contains(p.as_str())).collect();
-        gone.sort();
-        for (path, size) in gone {
-            actions.push(Action::Remove(deltalake::kernel::Remove {
-                path: path.clone(),
-                data_change: true,
-                deletion_timestamp: Some(now),
-                size: Some(*size),
-                ..Default::default()
-            }));
-            synced.removed.push(path.clone());
-        }
-        if actions.is_empty() {
-            return Ok(synced);
-        }
-        let op = if synced.removed.is_empty() {
-            DeltaOperation::Write {
-                mode: SaveMode::Append,
-                partition_by: Some(partition_columns(table)).filter(|p| !p.is_empty()),
-                predicate: None,
-            }
-        } else {
-            DeltaOperation::Delete { predicate: None }
-        };
-        let meta = HashMap::from([("quarry.operation".to_string(), json!("sync with the files on disk"))]);
-        deltalake::kernel::transaction::CommitBuilder::default()
-            .with_actions(actions)
-            .with_app_metadata(meta)
-            .build(Some(snapshot), t.log_store(), op)
-            .await
-            .map_err(|e| err(&shown, format!("cannot commit: {e}")))?;
-        Ok(synced)
-    })
+    }
+    let present: std::collections::HashSet<&str> = on_disk.iter().map(|f| f.rel.as_str()).collect();
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut gone: Vec<(&String, &i64)> = listed.iter().filter(|(p, _)| !present.contains(p.as_str())).collect();
+    gone.sort();
+    for (path, size) in gone {
+        actions.push(Action::Remove(deltalake::kernel::Remove {
+            path: path.clone(),
+            data_change: true,
+            deletion_timestamp: Some(now),
+            size: Some(*size),
+            ..Default::default()
+        }));
+        synced.removed.push(path.clone());
+    }
+    if actions.is_empty() {
+        return Ok(synced);
+    }
+    let op = if synced.removed.is_empty() { append_op(table) } else { DeltaOperation::Delete { predicate: None } };
+    t.commit(actions, op, ("quarry.operation", json!("sync with the files on disk")))?;
+    Ok(synced)
 }
 
 /// Commits `adds` to the table in `dir` as one append (a `Write` in the log), with `run_id` in the
 /// commit's metadata; the version it landed as.
 pub fn append(dir: &Path, table: Table, run_id: &str, adds: Vec<Add>) -> Result<u64, DeltaError> {
-    let shown = dir.display().to_string();
-    let url = url_of(dir)?;
-    let rt = runtime(&shown)?;
-    rt.block_on(async {
-        let t =
-            deltalake::open_table(url).await.map_err(|e| err(&shown, format!("cannot open the Delta table: {e}")))?;
-        let snapshot = t.snapshot().map_err(|e| err(&shown, e))?;
-        let op = DeltaOperation::Write {
-            mode: SaveMode::Append,
-            partition_by: Some(partition_columns(table)).filter(|p| !p.is_empty()),
-            predicate: None,
-        };
-        let meta = HashMap::from([("quarry.run_id".to_string(), json!(run_id))]);
-        let done = deltalake::kernel::transaction::CommitBuilder::default()
-            .with_actions(adds.into_iter().map(Action::Add).collect())
-            .with_app_metadata(meta)
-            .build(Some(snapshot), t.log_store(), op)
-            .await
-            .map_err(|e| err(&shown, format!("cannot commit: {e}")))?;
-        Ok(done.version() as u64)
-    })
+    open(dir)?.commit(adds.into_iter().map(Action::Add).collect(), append_op(table), ("quarry.run_id", json!(run_id)))
 }
 
 #[cfg(test)]
@@ -458,7 +466,7 @@ mod tests {
         create(&dir, Table::Duplicates).unwrap();
         let a = write_duplicates(&dir, "r1", &["aa"]);
         let b = write_duplicates(&dir, "r2", &["bb", "cc"]);
-        append(&dir, Table::Duplicates, "r1", adds_for(Table::Duplicates, std::slice::from_ref(&a)).unwrap()).unwrap();
+        append(&dir, Table::Duplicates, "r1", adds_for(std::slice::from_ref(&a)).unwrap()).unwrap();
         // r2's file moved in, its log entry never written (killed): rolled forward.
         let s = sync(&dir, Table::Duplicates, &[a.clone(), b.clone()]).unwrap();
         assert_eq!((s.added.as_slice(), s.removed.len()), (["r2.parquet".to_string()].as_slice(), 0));
