@@ -146,11 +146,14 @@ impl RunLock {
     }
 }
 
+/// What `sync_delta` did to each table's log.
+pub type Synced = Vec<(Table, delta::Synced)>;
+
 /// Makes each table a Delta table (created when missing: a new warehouse, or one written before
 /// quarry kept Delta logs, whose files are then all added) and its log list exactly the files of
 /// finished runs: after `cleanup`, this rolls forward the log entries a killed run did not get to
 /// write and undoes those of a run that never got its `runs` row. Under the lock, before a run.
-pub fn sync_delta(wh: &Warehouse) -> Result<Vec<(Table, delta::Synced)>, CommitError> {
+pub fn sync_delta(wh: &Warehouse) -> Result<Synced, CommitError> {
     let mut out = Vec::new();
     for table in Table::ALL {
         let dir = wh.table(table);
@@ -160,6 +163,26 @@ pub fn sync_delta(wh: &Warehouse) -> Result<Vec<(Table, delta::Synced)>, CommitE
         out.push((table, sync_delta_table(wh, table)?));
     }
     Ok(out)
+}
+
+/// What making the Delta logs match the committed files did: files of a run whose log entry a
+/// kill cut off are rolled forward, files of a run that never finished are removed from the log.
+fn log_delta(synced: &Synced) {
+    let list = |files: &[String]| {
+        if files.len() > 3 {
+            format!("{} files ({}, …)", files.len(), files[..3].join(", "))
+        } else {
+            files.join(", ")
+        }
+    };
+    for (table, s) in synced {
+        if !s.added.is_empty() {
+            tracing::warn!("delta: {table}: rolled forward {} (in the table, missing from its log)", list(&s.added));
+        }
+        if !s.removed.is_empty() {
+            tracing::warn!("delta: {table}: undid {} (of a run that never finished)", list(&s.removed));
+        }
+    }
 }
 
 /// `sync_delta` for one table.
@@ -175,6 +198,19 @@ pub struct RunCommit {
     run_id: String,
     ingest_date: String,
     staging: PathBuf,
+    /// The start-of-run `sync_delta`, running beside the run's work (`sync_in_background`); the
+    /// commit waits for it before it touches a log.
+    sync: Option<std::thread::JoinHandle<Result<Synced, CommitError>>>,
+}
+
+impl Drop for RunCommit {
+    /// A run that stops before its commit waits for its background sync, so that the sync never
+    /// outlives the warehouse lock (the session drops its commit before its lock).
+    fn drop(&mut self) {
+        if let Some(h) = self.sync.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), WarehouseError> {
@@ -197,7 +233,29 @@ impl RunCommit {
     pub fn begin(wh: &Warehouse, run_id: &str, ingest_date: &str) -> Result<RunCommit, CommitError> {
         let staging = wh.staging(run_id);
         fs::create_dir_all(&staging).map_err(io_err(&staging, "cannot create the staging folder"))?;
-        Ok(RunCommit { wh: wh.clone(), run_id: run_id.into(), ingest_date: ingest_date.into(), staging })
+        Ok(RunCommit { wh: wh.clone(), run_id: run_id.into(), ingest_date: ingest_date.into(), staging, sync: None })
+    }
+
+    /// Starts `sync_delta` on a thread of its own, so that reading the logs (a few ms a table)
+    /// overlaps the run's extraction instead of preceding it; the commit waits for it and logs
+    /// what it did. Call after the clean-up: the files it syncs to do not change until the commit.
+    pub fn sync_in_background(&mut self) -> Result<(), CommitError> {
+        let wh = self.wh.clone();
+        let handle = std::thread::Builder::new()
+            .name("quarry-delta".into())
+            .spawn(move || sync_delta(&wh))
+            .map_err(io_err(self.wh.root(), "cannot start the Delta sync thread"))?;
+        self.sync = Some(handle);
+        Ok(())
+    }
+
+    /// Waits for the background sync, if one runs, and logs what it changed.
+    fn finish_sync(&mut self) -> Result<(), CommitError> {
+        if let Some(h) = self.sync.take() {
+            let synced = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+            log_delta(&synced);
+        }
+        Ok(())
     }
 
     /// A writer for a table's file of this run, under its staging name.
@@ -238,7 +296,7 @@ impl RunCommit {
     /// A writer for the new version of an earlier run's rejects file (a replay), staged as
     /// `replace/<old_run_id>/rejects.parquet`.
     pub fn replacement_writer(&self, old_run_id: &str, out: &OutputConfig) -> Result<TableWriter, CommitError> {
-        let part = RunCommit { staging: self.replacement_dir(old_run_id), ..self.clone_parts() };
+        let part = self.clone_parts(self.replacement_dir(old_run_id));
         fs::create_dir_all(&part.staging).map_err(io_err(&part.staging, "cannot create the staging folder"))?;
         part.writer(Table::Rejects, out)
     }
@@ -254,12 +312,14 @@ impl RunCommit {
         self.staging.join("replace").join(old_run_id)
     }
 
-    fn clone_parts(&self) -> RunCommit {
+    /// This run's commit with another staging folder (and no background sync of its own).
+    fn clone_parts(&self, staging: PathBuf) -> RunCommit {
         RunCommit {
             wh: self.wh.clone(),
             run_id: self.run_id.clone(),
             ingest_date: self.ingest_date.clone(),
-            staging: self.staging.clone(),
+            staging,
+            sync: None,
         }
     }
 
@@ -270,7 +330,7 @@ impl RunCommit {
     /// run id, rows kept) the rejects files a replay rewrote, each staged by `replacement_writer`
     /// (none for an import).
     pub fn commit(
-        self,
+        mut self,
         rows: [u64; 3],
         files: &[(String, String)],
         segment: Option<&Path>,
@@ -278,6 +338,7 @@ impl RunCommit {
         out: &OutputConfig,
         replaced: &[(String, u64)],
     ) -> Result<(), CommitError> {
+        self.finish_sync()?;
         if hold(CommitStep::Staged) {
             return Ok(());
         }

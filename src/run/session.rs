@@ -6,18 +6,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::contract::Table;
 use crate::error::Result;
-use crate::load::commit::{sync_delta, RunCommit, RunLock};
-use crate::load::delta::Synced;
+use crate::load::commit::{RunCommit, RunLock};
 use crate::load::index::{Index, Repairs};
 use crate::load::warehouse::{Cleanup, Warehouse};
 
 /// A run's hold on its warehouse, from the lock to the commit.
 pub(crate) struct Session {
     pub wh: Warehouse,
-    /// Held until the session is dropped (after the commit).
-    pub lock: RunLock,
     /// Run ids of the finished runs (those with a `runs` row).
     pub finished: BTreeSet<String>,
     /// What the clean-up removed or completed.
@@ -27,7 +23,11 @@ pub(crate) struct Session {
     /// The run's start, µs since the Unix epoch.
     pub started: i64,
     pub run_id: String,
+    /// Declared before `lock` (fields drop in order): a run that stops early waits for its
+    /// background Delta sync while it still holds the lock.
     pub commit: RunCommit,
+    /// Held until the session is dropped (after the commit).
+    pub lock: RunLock,
 }
 
 impl Session {
@@ -38,7 +38,6 @@ impl Session {
         let lock = RunLock::acquire(&wh, wait)?;
         let finished = wh.finished_runs()?;
         let cleaned = wh.cleanup(&finished)?;
-        log_delta(&sync_delta(&wh)?);
         let (index, repairs) = Index::open(&wh, &finished)?;
         log_repairs(&repairs);
         let index = Arc::new(index);
@@ -47,29 +46,9 @@ impl Session {
         while finished.contains(&run_id) {
             run_id.push('x');
         }
-        let commit = RunCommit::begin(&wh, &run_id, &date_of(started))?;
+        let mut commit = RunCommit::begin(&wh, &run_id, &date_of(started))?;
+        commit.sync_in_background()?;
         Ok(Session { wh, lock, finished, cleaned, index, started, run_id, commit })
-    }
-}
-
-/// What making the Delta logs match the committed files did: files of a run whose log entry a
-/// kill cut off are rolled forward, files of a run that never finished are removed from the log.
-fn log_delta(synced: &[(Table, Synced)]) {
-    for (table, s) in synced {
-        if !s.added.is_empty() {
-            tracing::warn!("delta: {table}: rolled forward {} (in the table, missing from its log)", list(&s.added));
-        }
-        if !s.removed.is_empty() {
-            tracing::warn!("delta: {table}: undid {} (of a run that never finished)", list(&s.removed));
-        }
-    }
-}
-
-fn list(files: &[String]) -> String {
-    if files.len() > 3 {
-        format!("{} files ({}, …)", files.len(), files[..3].join(", "))
-    } else {
-        files.join(", ")
     }
 }
 
