@@ -152,7 +152,8 @@ pub type Synced = Vec<(Table, delta::Synced)>;
 /// Makes each table a Delta table (created when missing: a new warehouse, or one written before
 /// quarry kept Delta logs, whose files are then all added) and its log list exactly the files of
 /// finished runs: after `cleanup`, this rolls forward the log entries a killed run did not get to
-/// write and undoes those of a run that never got its `runs` row. Under the lock, before a run.
+/// write and undoes those of a run that never got its `runs` row. Under the lock, after the
+/// clean-up and before the run's commit (`RunCommit::sync_in_background`).
 pub fn sync_delta(wh: &Warehouse) -> Result<Synced, CommitError> {
     let mut out = Vec::new();
     for table in Table::ALL {
