@@ -1,7 +1,7 @@
 //! The hashes one run has taken so far, in bounded memory: the newest in a set in memory, the rest
 //! spilled to sorted segments in the run's staging folder before a batch of keys would take the
-//! set past `spill_at` hashes (each spill's filter stays in memory, so asking a spill about a new hash reads nothing).
-//! At the commit they become the run's own segment, merged in one pass.
+//! set past `spill_at` hashes (each spill's filter stays in memory, so asking a spill about a new
+//! hash reads nothing). At the commit they become the run's own segment, merged in one pass.
 
 use std::path::{Path, PathBuf};
 
