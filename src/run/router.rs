@@ -216,6 +216,9 @@ impl<'p> Router<'p> {
 
     /// Of the chunk's hashes that no earlier run took, those this run spilled to disk, sorted.
     fn spilled(&self, outcomes: &[Outcome]) -> Result<Vec<PackedHash>> {
+        if !self.keys.has_spills() {
+            return Ok(Vec::new()); // most runs never spill: no sort of every chunk's keys for them
+        }
         let mut keys: Vec<PackedHash> = outcomes
             .iter()
             .filter_map(|o| match o {

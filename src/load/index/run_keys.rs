@@ -57,6 +57,11 @@ impl RunKeys {
         self.set.memory() + self.spills.iter().map(Segment::memory).sum::<usize>()
     }
 
+    /// True once the set has spilled (before that, no key is in a spill).
+    pub fn has_spills(&self) -> bool {
+        !self.spills.is_empty()
+    }
+
     /// Of `keys` (increasing), which an earlier spill holds.
     pub fn in_spills(&self, keys: &[PackedHash]) -> Result<Vec<bool>, IndexError> {
         let mut found = vec![None; keys.len()];
