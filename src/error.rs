@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn each_kind_has_its_exit_code() {
         assert_eq!(Error::Usage("x".into()).exit_code(), Exit::Config);
-        let locked = LockedError { path: "wh".into(), holder: "pid 1".into() };
+        let locked = LockedError { path: "wh".into(), holder: "pid 1".into(), lost: false };
         assert_eq!(Error::from(CommitError::Locked(locked)).exit_code(), Exit::Locked);
         let pipe = Error::io("stdout")(io::Error::from(io::ErrorKind::BrokenPipe));
         assert!(pipe.is_broken_pipe());

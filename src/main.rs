@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use quarry::load::location::Location;
 use quarry::pipeline::Pipeline;
 use quarry::run::progress::Progress;
 use quarry::run::{RunOptions, RunSummary};
@@ -82,9 +83,9 @@ enum Command {
         /// Pipeline file describing the dump layout (default: the built-in alphanode pipeline).
         #[arg(long)]
         pipeline: Option<PathBuf>,
-        /// Warehouse folder (created if missing).
+        /// Warehouse: a folder, file://…, or s3://bucket/prefix (created if missing).
         #[arg(long, default_value = DEFAULT_WAREHOUSE)]
-        output: PathBuf,
+        output: Location,
         #[command(flatten)]
         run: RunArgs,
         /// Write the run's summary as JSON to this file.
@@ -129,8 +130,8 @@ enum Command {
     },
     /// Run polars SQL over the tables posts, rejects, duplicates and runs (finished runs only).
     Query {
-        /// Warehouse folder.
-        warehouse: PathBuf,
+        /// Warehouse: a folder, file://…, or s3://bucket/prefix.
+        warehouse: Location,
         /// One SQL statement, e.g. "SELECT topic, count(*) AS n FROM posts GROUP BY topic".
         sql: String,
         /// Print CSV (header row; null is an empty field).
@@ -142,11 +143,16 @@ enum Command {
     },
     /// Write a self-contained HTML page of charts about the warehouse.
     Report {
-        /// Warehouse folder.
-        warehouse: PathBuf,
+        /// Warehouse: a folder, file://…, or s3://bucket/prefix.
+        warehouse: Location,
         /// The HTML file to write.
         #[arg(long)]
         html: PathBuf,
+    },
+    /// Create a warehouse's tables (four empty Delta tables) before any run writes into it.
+    Init {
+        /// Warehouse: a folder, file://…, or s3://bucket/prefix.
+        warehouse: Location,
     },
     /// Validate a pipeline file (default: the built-in alphanode pipeline).
     Check {
@@ -161,8 +167,8 @@ enum RejectsCommand {
     /// Run the pipeline over the raw text of the stored rejects, as a new run: pages that now
     /// parse move into posts (or duplicates), the rest stay.
     Replay {
-        /// Warehouse folder.
-        warehouse: PathBuf,
+        /// Warehouse: a folder, file://…, or s3://bucket/prefix.
+        warehouse: Location,
         /// Pipeline file, the fixed one (default: the built-in alphanode pipeline).
         #[arg(long)]
         pipeline: Option<PathBuf>,
@@ -179,7 +185,7 @@ fn pipeline(file: Option<&Path>) -> Result<Pipeline, Error> {
     })
 }
 
-fn run_options(warehouse: PathBuf, run: &RunArgs) -> RunOptions {
+fn run_options(warehouse: Location, run: &RunArgs) -> RunOptions {
     RunOptions { wait: run.wait, threads: run.threads, ..RunOptions::new(warehouse) }
 }
 
@@ -248,6 +254,11 @@ fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Report { warehouse, html } => {
             let charts = quarry::report::write_html(&warehouse, &html)?;
             eprintln!("quarry report: {} charts into {}", charts, html.display());
+            Ok(Exit::Ok)
+        }
+        Command::Init { warehouse } => {
+            quarry::load::commit::init(&warehouse)?;
+            eprintln!("quarry init: {warehouse}: tables {} (Delta Lake)", quarry::contract::Table::names());
             Ok(Exit::Ok)
         }
         Command::Check { pipeline: file } => {

@@ -1,6 +1,7 @@
-//! The atomic run: a lock keeps one run per warehouse; files are staged outside the tables, then
-//! each table's file appears by one rename, and the `runs` row is written last. This is the only
-//! module that knows how a run becomes visible (a table format can replace it).
+//! The atomic run: a lock keeps one run per warehouse (a lease on object storage); files are staged
+//! outside the tables, then each table's files appear (one rename each, or an upload to their own
+//! keys) and are committed to its Delta log, and the `runs` row is written and committed last. This
+//! is the only module that knows how a run becomes visible, for local and remote warehouses alike.
 //!
 //! A rejects replay also rewrites rejects files of earlier runs (without the rows it took out).
 //! Those new versions are a redo log: they wait in `_quarry/replace/<run_id>/` until the replay's
@@ -11,11 +12,14 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use arrow::record_batch::RecordBatch;
+use deltalake::kernel::Add;
 
-use super::delta::{self, DeltaError};
+use super::delta::{self, DeltaError, DiskFile};
 use super::index;
+use super::location::{Remote, RemoteError};
 use super::parquet::{part_name, properties, TableWriter, WriteError};
 use super::warehouse::{io_err, Warehouse, WarehouseError, DELETE_MARKER};
 use crate::contract::Table;
@@ -85,14 +89,34 @@ thread_local! {
     pub(crate) static STOP_AT: std::cell::Cell<Option<CommitStep>> = const { std::cell::Cell::new(None) };
 }
 
-/// Another run holds the warehouse.
+/// Another run holds the warehouse, or took it over from this one.
 #[derive(Debug, thiserror::Error)]
-#[error("warehouse {path} is locked by another quarry run ({holder}); wait for it to finish or pass --wait")]
+#[error("{}", self.message())]
 pub struct LockedError {
     /// The warehouse.
     pub path: PathBuf,
-    /// What the lock file says about its holder.
+    /// What the lock says about its holder.
     pub holder: String,
+    /// True when this run held the lock and lost it (its lease ran out before it committed).
+    pub lost: bool,
+}
+
+impl LockedError {
+    fn message(&self) -> String {
+        if self.lost {
+            format!(
+                "warehouse {}: this run's lock lapsed and {} took it over; nothing of this run was committed, run it again",
+                self.path.display(),
+                self.holder
+            )
+        } else {
+            format!(
+                "warehouse {} is locked by another quarry run ({}); wait for it to finish or pass --wait",
+                self.path.display(),
+                self.holder
+            )
+        }
+    }
 }
 
 /// Errors of the commit stage.
@@ -108,15 +132,34 @@ pub enum CommitError {
     Delta(#[from] DeltaError),
 }
 
-/// The warehouse lock, held for the whole run; released when dropped (or when the process dies).
+impl From<RemoteError> for CommitError {
+    fn from(e: RemoteError) -> CommitError {
+        CommitError::Warehouse(e.into())
+    }
+}
+
+/// The warehouse lock, held for the whole run; released when dropped. A local warehouse's is an
+/// OS lock on `_quarry/lock` (gone with the process); a remote one's a lease (`Lease`).
 #[derive(Debug)]
 pub struct RunLock {
-    _file: File,
+    held: Held,
+}
+
+#[derive(Debug)]
+enum Held {
+    /// Held while the file is open.
+    Local {
+        _file: File,
+    },
+    Remote(Lease),
 }
 
 impl RunLock {
     /// Takes the lock, or fails at once (`wait = false`) or waits for it.
     pub fn acquire(wh: &Warehouse, wait: bool) -> Result<RunLock, CommitError> {
+        if let Some(r) = wh.remote() {
+            return Ok(RunLock { held: Held::Remote(Lease::acquire(r, wh.location(), wait)?) });
+        }
         let path = wh.internal().join("lock");
         let mut file = OpenOptions::new()
             .read(true)
@@ -134,6 +177,7 @@ impl RunLock {
                     Err(LockedError {
                         path: wh.root().to_path_buf(),
                         holder: if holder.is_empty() { "unknown".into() } else { holder },
+                        lost: false,
                     }
                     .into())
                 }
@@ -142,8 +186,222 @@ impl RunLock {
         }
         file.set_len(0).map_err(io_err(&path, "cannot write the lock file"))?;
         writeln!(file, "pid {}", std::process::id()).map_err(io_err(&path, "cannot write the lock file"))?;
-        Ok(RunLock { _file: file })
+        Ok(RunLock { held: Held::Local { _file: file } })
     }
+
+    /// What the commit asks before each step that publishes: is the lock still this run's?
+    pub fn guard(&self) -> LockGuard {
+        match &self.held {
+            Held::Local { .. } => LockGuard(None),
+            Held::Remote(lease) => LockGuard(Some((lease.state.clone(), lease.shown.clone()))),
+        }
+    }
+}
+
+/// The key of a remote warehouse's lock.
+const LOCK_KEY: &str = "_quarry/lock";
+
+/// A remote warehouse's lock: the object `_quarry/lock`, created only if absent (a conditional
+/// put), naming its holder and the time its lease ends. A thread renews it (a put conditional on
+/// its version) every quarter of the lease (`QUARRY_LOCK_TTL` seconds, 60 by default). Another run
+/// takes it over only when the lease has ended, or when its holder is a process of the same host
+/// that is gone (a killed run on this machine costs no wait); the clean-up of a crashed run's
+/// objects runs under the lock, so it never removes what a live run wrote. A run whose lease lapsed
+/// fails before its next publishing step (`check`).
+#[derive(Debug)]
+struct Lease {
+    remote: Remote,
+    shown: PathBuf,
+    state: Arc<Mutex<LeaseState>>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    renewer: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct LeaseState {
+    /// The version of the lock object this run wrote last; `None` once another run took it over.
+    e_tag: Option<String>,
+    /// Until when the lease is certainly this run's.
+    until: std::time::Instant,
+    /// Who took it over, when one did.
+    taken_by: Option<String>,
+}
+
+/// What a lock object holds.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct LeaseBody {
+    host: String,
+    pid: u32,
+    /// Milliseconds since the Unix epoch when the lease ends unless renewed.
+    expires_ms: i64,
+}
+
+impl LeaseBody {
+    fn holder(&self) -> String {
+        format!("pid {} on {}", self.pid, self.host)
+    }
+}
+
+fn lease_ttl() -> std::time::Duration {
+    let secs = std::env::var("QUARRY_LOCK_TTL").ok().and_then(|v| v.parse::<f64>().ok()).filter(|s| *s > 0.0);
+    std::time::Duration::from_secs_f64(secs.unwrap_or(60.0))
+}
+
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    if rc == 0 && end > 0 {
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        "unknown-host".into()
+    }
+}
+
+/// True unless no process `pid` exists on this host.
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return true };
+    // SAFETY: signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+fn lease_body(ttl: std::time::Duration) -> Vec<u8> {
+    let body = LeaseBody {
+        host: host_name(),
+        pid: std::process::id(),
+        expires_ms: chrono::Utc::now().timestamp_millis() + ttl.as_millis() as i64,
+    };
+    serde_json::to_vec(&body).expect("a lease prints")
+}
+
+impl Lease {
+    fn acquire(r: &Remote, location: &super::location::Location, wait: bool) -> Result<Lease, CommitError> {
+        let ttl = lease_ttl();
+        let shown = PathBuf::from(location.to_string());
+        loop {
+            let started = std::time::Instant::now();
+            if let Some(tag) = r.put_new(LOCK_KEY, lease_body(ttl))? {
+                return Ok(Lease::held(r, shown, tag, started + ttl, ttl));
+            }
+            let Some(obj) = r.get(LOCK_KEY)? else { continue }; // released meanwhile
+            let body: Option<LeaseBody> = serde_json::from_slice(&obj.bytes).ok();
+            let now = chrono::Utc::now().timestamp_millis();
+            let stale = match &body {
+                None => Some("unreadable".to_string()),
+                Some(b) if b.expires_ms < now => {
+                    Some(format!("its lease ended {:.0} s ago", (now - b.expires_ms) as f64 / 1e3))
+                }
+                Some(b) if b.host == host_name() && !process_alive(b.pid) => Some("its process is gone".into()),
+                Some(_) => None,
+            };
+            let holder = body.as_ref().map_or("unknown".into(), LeaseBody::holder);
+            if let (Some(why), Some(tag)) = (&stale, &obj.e_tag) {
+                if let Some(new) = r.put_if(LOCK_KEY, lease_body(ttl), tag)? {
+                    tracing::warn!("took over the lock of {holder} ({why})");
+                    return Ok(Lease::held(r, shown, new, started + ttl, ttl));
+                }
+                continue; // another run took it first: look again
+            }
+            if !wait {
+                let until = body
+                    .and_then(|b| chrono::DateTime::from_timestamp_millis(b.expires_ms))
+                    .map_or(String::new(), |t| format!(", lease renewed until {}", t.format("%Y-%m-%dT%H:%M:%SZ")));
+                return Err(LockedError { path: shown, holder: format!("{holder}{until}"), lost: false }.into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+
+    fn held(r: &Remote, shown: PathBuf, e_tag: String, until: std::time::Instant, ttl: std::time::Duration) -> Lease {
+        let state = Arc::new(Mutex::new(LeaseState { e_tag: Some(e_tag), until, taken_by: None }));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (remote, st) = (r.clone(), state.clone());
+        let renewer = std::thread::Builder::new()
+            .name("quarry-lease".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(ttl / 4) {
+                    let Some(tag) = st.lock().expect("lease state").e_tag.clone() else { return };
+                    let started = std::time::Instant::now();
+                    match remote.put_if(LOCK_KEY, lease_body(ttl), &tag) {
+                        Ok(Some(new)) => {
+                            let mut s = st.lock().expect("lease state");
+                            s.e_tag = Some(new);
+                            s.until = started + ttl;
+                        }
+                        Ok(None) => {
+                            let by = remote
+                                .get(LOCK_KEY)
+                                .ok()
+                                .flatten()
+                                .and_then(|o| serde_json::from_slice::<LeaseBody>(&o.bytes).ok())
+                                .map_or("another run".into(), |b| b.holder());
+                            let mut s = st.lock().expect("lease state");
+                            s.e_tag = None;
+                            s.taken_by = Some(by);
+                            return;
+                        }
+                        Err(e) => tracing::warn!("lock: cannot renew the lease ({e}); trying again"),
+                    }
+                }
+            })
+            .ok();
+        Lease { remote: r.clone(), shown, state, stop: Some(stop), renewer }
+    }
+}
+
+/// A view of a run's lock for its commit (`RunLock::guard`).
+#[derive(Debug, Clone)]
+pub struct LockGuard(Option<(Arc<Mutex<LeaseState>>, PathBuf)>);
+
+impl LockGuard {
+    /// Fails when the lock is no longer this run's (a lease that lapsed and was taken over, or
+    /// that could not be renewed in time).
+    pub fn check(&self) -> Result<(), CommitError> {
+        let Some((state, shown)) = &self.0 else { return Ok(()) };
+        let s = state.lock().expect("lease state");
+        let lost = match (&s.e_tag, &s.taken_by) {
+            (None, by) => Some(by.clone().unwrap_or_else(|| "another run".into())),
+            (Some(_), _) if std::time::Instant::now() >= s.until => {
+                Some("possibly another run (the lease could not be renewed)".into())
+            }
+            _ => None,
+        };
+        match lost {
+            Some(holder) => Err(LockedError { path: shown.clone(), holder, lost: true }.into()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Lease {
+    /// Stops the renewer and removes the lock object, unless another run holds it by now.
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(h) = self.renewer.take() {
+            let _ = h.join();
+        }
+        let held = self.state.lock().map(|s| s.e_tag.clone()).ok().flatten();
+        if let Some(tag) = held {
+            let still_ours = self.remote.get(LOCK_KEY).ok().flatten().is_some_and(|o| o.e_tag.as_deref() == Some(&tag));
+            if still_ours {
+                if let Err(e) = self.remote.delete(LOCK_KEY) {
+                    tracing::warn!("lock: cannot release ({e}); the next run takes it over once its lease ends");
+                }
+            }
+        }
+    }
+}
+
+/// `quarry init`: makes the warehouse and each of its tables' Delta logs (a table there already is
+/// left as it is; creating from several processes at once makes each table once).
+pub fn init(location: &super::location::Location) -> Result<Warehouse, CommitError> {
+    let wh = Warehouse::create(location)?;
+    for table in Table::ALL {
+        delta::create(&wh.table_url(table)?, table)?;
+    }
+    Ok(wh)
 }
 
 /// What `sync_delta` did to each table's log.
@@ -157,9 +415,12 @@ pub type Synced = Vec<(Table, delta::Synced)>;
 pub fn sync_delta(wh: &Warehouse) -> Result<Synced, CommitError> {
     let mut out = Vec::new();
     for table in Table::ALL {
-        let dir = wh.table(table);
-        if !dir.join("_delta_log").exists() {
-            delta::create(&dir, table)?;
+        let missing = match wh.remote() {
+            None => !wh.table(table).join("_delta_log").exists(),
+            Some(r) => r.list(&format!("{}/_delta_log", table.name()))?.is_empty(),
+        };
+        if missing {
+            delta::create(&wh.table_url(table)?, table)?;
         }
         out.push((table, sync_delta_table(wh, table)?));
     }
@@ -186,11 +447,17 @@ fn log_delta(synced: &Synced) {
     }
 }
 
-/// `sync_delta` for one table.
+/// `sync_delta` for one table. A file to roll forward has its footer read for the statistics (a
+/// remote one is copied into the working folder first).
 pub fn sync_delta_table(wh: &Warehouse, table: Table) -> Result<delta::Synced, CommitError> {
-    let files =
-        wh.table_files(table)?.into_iter().map(|(_, path)| wh.disk_file(table, path)).collect::<Result<Vec<_>, _>>()?;
-    Ok(delta::sync(&wh.table(table), table, &files)?)
+    let files: Vec<(String, u64)> = wh.table_files(table)?.into_iter().map(|f| (f.rel, f.size)).collect();
+    let add_of = |rel: &str, size: u64| {
+        let path = wh
+            .local_copy(table, rel, size)
+            .map_err(|e| DeltaError { table: table.to_string(), what: e.to_string() })?;
+        delta::add_for(&DiskFile { rel: rel.to_string(), path, size })
+    };
+    Ok(delta::sync(&wh.table_url(table)?, table, &files, add_of)?)
 }
 
 /// The files of one run in progress, and how they become visible.
@@ -202,6 +469,8 @@ pub struct RunCommit {
     /// The start-of-run `sync_delta`, running beside the run's work (`sync_in_background`); the
     /// commit waits for it before it touches a log.
     sync: Option<std::thread::JoinHandle<Result<Synced, CommitError>>>,
+    /// The run's lock, asked before each step that publishes.
+    lock: LockGuard,
 }
 
 impl Drop for RunCommit {
@@ -231,10 +500,11 @@ fn hold(step: CommitStep) -> bool {
 
 impl RunCommit {
     /// Starts a run: makes its staging folder.
-    pub fn begin(wh: &Warehouse, run_id: &str, ingest_date: &str) -> Result<RunCommit, CommitError> {
+    pub fn begin(wh: &Warehouse, lock: &RunLock, run_id: &str, ingest_date: &str) -> Result<RunCommit, CommitError> {
         let staging = wh.staging(run_id);
         fs::create_dir_all(&staging).map_err(io_err(&staging, "cannot create the staging folder"))?;
-        Ok(RunCommit { wh: wh.clone(), run_id: run_id.into(), ingest_date: ingest_date.into(), staging, sync: None })
+        let (run_id, ingest_date) = (run_id.into(), ingest_date.into());
+        Ok(RunCommit { wh: wh.clone(), run_id, ingest_date, staging, sync: None, lock: lock.guard() })
     }
 
     /// Starts `sync_delta` on a thread of its own, so that reading the logs (a few ms a table)
@@ -266,25 +536,42 @@ impl RunCommit {
         Ok(TableWriter::rolling(&self.staging, table.name(), table.schema(), props, rows)?)
     }
 
-    /// Moves every staged part of a table's file into the table (a run may write several), then
-    /// commits them to the table's Delta log.
+    /// Moves every staged part of a table's file into the table (a run may write several; a remote
+    /// warehouse's are uploaded), then commits them to the table's Delta log.
     fn move_parts(&self, table: Table) -> Result<(), CommitError> {
-        let mut moved = Vec::new();
+        let mut adds = Vec::new();
         for n in 0.. {
             let from = self.staging.join(part_name(table.name(), n));
             if n > 0 && !from.exists() {
                 break;
             }
             let to = self.wh.table_part(table, &self.run_id, &self.ingest_date, n);
-            let dir = to.parent().expect("table file has a folder");
-            fs::create_dir_all(dir).map_err(io_err(dir, "cannot create the table folder"))?;
-            fs::rename(&from, &to).map_err(io_err(&to, "cannot move the staged file into its table"))?;
-            sync_dir(dir)?;
-            moved.push(self.wh.disk_file(table, to)?);
+            adds.push(self.place(table, &from, &to)?);
         }
-        let adds = delta::adds_for(&moved)?;
-        delta::append(&self.wh.table(table), table, &self.run_id, adds)?;
+        delta::append(&self.wh.table_url(table)?, table, &self.run_id, adds)?;
         Ok(())
+    }
+
+    /// Puts the staged file `from` at its place `to` in a table (a rename into the folder, or an
+    /// upload to the same path under the remote prefix); its `Add` for the log.
+    fn place(&self, table: Table, from: &Path, to: &Path) -> Result<Add, CommitError> {
+        match self.wh.remote() {
+            None => {
+                let dir = to.parent().expect("table file has a folder");
+                fs::create_dir_all(dir).map_err(io_err(dir, "cannot create the table folder"))?;
+                fs::rename(from, to).map_err(io_err(to, "cannot move the staged file into its table"))?;
+                sync_dir(dir)?;
+                Ok(delta::add_for(&self.wh.disk_file(table, to.to_path_buf())?)?)
+            }
+            Some(r) => {
+                let staged = self.wh.disk_file(table, from.to_path_buf())?;
+                let file = DiskFile { rel: self.wh.rel_of(table, to), ..staged };
+                let add = delta::add_for(&file)?;
+                r.upload(&format!("{}/{}", table.name(), file.rel), from)?;
+                fs::remove_file(from).map_err(io_err(from, "cannot remove an uploaded staged file"))?;
+                Ok(add)
+            }
+        }
     }
 
     /// The staging folder of the run's hashes (its spills and its own segment), created.
@@ -321,6 +608,7 @@ impl RunCommit {
             ingest_date: self.ingest_date.clone(),
             staging,
             sync: None,
+            lock: self.lock.clone(),
         }
     }
 
@@ -343,6 +631,7 @@ impl RunCommit {
         if hold(CommitStep::Staged) {
             return Ok(());
         }
+        self.lock.check()?;
         for (table, rows) in Table::DATA.into_iter().zip(rows) {
             let first = self.staging.join(part_name(table.name(), 0));
             if rows == 0 {
@@ -359,14 +648,15 @@ impl RunCommit {
         let text: String = files.iter().map(|(d, n)| format!("{d}\t{n}\n")).collect();
         fs::write(&list, text).map_err(io_err(&list, "cannot write the digest list"))?;
         File::open(&list).and_then(|f| f.sync_all()).map_err(io_err(&list, "cannot sync"))?;
-        let list_to = self.wh.files_list(&self.run_id);
-        fs::rename(&list, &list_to).map_err(io_err(&list_to, "cannot move the digest list"))?;
+        self.wh.place_files_list(&self.run_id, &list)?;
         if let Some(staged) = segment {
             let dir = self.wh.index_dir();
-            let to = dir.join(index::run_file(&self.run_id));
+            let name = index::run_file(&self.run_id);
+            let to = dir.join(&name);
             fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create the index folder"))?;
             fs::rename(staged, &to).map_err(io_err(&to, "cannot move the run's index segment"))?;
             sync_dir(&dir)?;
+            self.wh.upload_segment(&name)?;
         }
         if hold(CommitStep::Lists) {
             return Ok(());
@@ -393,25 +683,48 @@ impl RunCommit {
                 }
             }
             sync_dir(&dir)?;
-            let pending = self.wh.pending_replacements(&self.run_id);
-            let parent = pending.parent().expect("replace folder has a parent");
-            fs::create_dir_all(parent).map_err(io_err(parent, "cannot create the replace folder"))?;
-            fs::rename(&dir, &pending).map_err(io_err(&pending, "cannot move the replaced rejects files"))?;
-            sync_dir(parent)?;
+            match self.wh.remote() {
+                None => {
+                    let pending = self.wh.pending_replacements(&self.run_id);
+                    let parent = pending.parent().expect("replace folder has a parent");
+                    fs::create_dir_all(parent).map_err(io_err(parent, "cannot create the replace folder"))?;
+                    fs::rename(&dir, &pending).map_err(io_err(&pending, "cannot move the replaced rejects files"))?;
+                    sync_dir(parent)?;
+                }
+                // Each new version is uploaded (or its marker written) under the redo log's key.
+                Some(r) => {
+                    for (old, kept) in replaced {
+                        let name =
+                            if *kept == 0 { DELETE_MARKER.to_string() } else { format!("{}.parquet", Table::Rejects) };
+                        let key = Warehouse::pending_key(&self.run_id, old, &name);
+                        r.upload(&key, &self.replacement_dir(old).join(&name))?;
+                    }
+                }
+            }
         }
         if hold(CommitStep::Replacements) {
             return Ok(());
         }
 
+        self.lock.check()?;
+        let staged = self.staging.join(format!("{}.parquet", Table::Runs));
         let to = self.wh.table(Table::Runs).join(format!("{}.parquet", self.run_id));
-        fs::rename(self.staging.join(format!("{}.parquet", Table::Runs)), &to)
-            .map_err(io_err(&to, "cannot write the runs row"))?;
-        sync_dir(&self.wh.table(Table::Runs))?;
+        let row = match self.wh.remote() {
+            None => {
+                fs::rename(&staged, &to).map_err(io_err(&to, "cannot write the runs row"))?;
+                sync_dir(&self.wh.table(Table::Runs))?;
+                None
+            }
+            Some(_) => Some(self.place(Table::Runs, &staged, &to)?),
+        };
         if hold(CommitStep::RunsRow) {
             return Ok(());
         }
-        let row = self.wh.disk_file(Table::Runs, to)?;
-        delta::append(&self.wh.table(Table::Runs), Table::Runs, &self.run_id, delta::adds_for(&[row])?)?;
+        let row = match row {
+            Some(add) => add,
+            None => delta::add_for(&self.wh.disk_file(Table::Runs, to)?)?,
+        };
+        delta::append(&self.wh.table_url(Table::Runs)?, Table::Runs, &self.run_id, vec![row])?;
         if hold(CommitStep::Committed) {
             return Ok(());
         }

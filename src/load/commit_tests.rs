@@ -12,7 +12,7 @@ use arrow::array::{ArrayRef, Int64Array, ListBuilder, StringArray, StringBuilder
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::{delta, sync_delta, CommitStep, RunCommit, STOP_AT};
+use super::{delta, sync_delta, CommitStep, RunCommit, RunLock, STOP_AT};
 use crate::contract::{schema, Table};
 use crate::extract::batch::{duplicates_batch, rejects_batch, DuplicateRow, RejectRow};
 use crate::extract::page::extract;
@@ -122,7 +122,8 @@ struct Setup {
 
 /// Stages a run: a row in every data table, and its index segment (returned).
 fn stage_run(wh: &Warehouse, p: &Pipeline, run: &str, first: &str, hash: &str) -> (RunCommit, PathBuf) {
-    let c = RunCommit::begin(wh, run, "2026-12-01").unwrap();
+    let lock = RunLock::acquire(wh, false).unwrap();
+    let c = RunCommit::begin(wh, &lock, run, "2026-12-01").unwrap();
     let segment = c.index_work().unwrap().join("run.seg");
     let mut w = SegmentWriter::create(&segment, 1).unwrap();
     w.push(&PackedHash::new(hash).unwrap(), run).unwrap();
@@ -140,7 +141,7 @@ fn stage_run(wh: &Warehouse, p: &Pipeline, run: &str, first: &str, hash: &str) -
 
 fn setup(p: &Pipeline) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let wh = Warehouse::create(&dir.path().join("wh")).unwrap();
+    let wh = Warehouse::create(&dir.path().join("wh").into()).unwrap();
     sync_delta(&wh).unwrap();
     let (first, second) = ("20261201T000000.000001Z".to_string(), "20261201T000000.000002Z".to_string());
     let (c, segment) = stage_run(&wh, p, &first, "", "aaaa0000aaaa0000aaaa");
@@ -224,7 +225,7 @@ fn a_commit_stopped_at_any_step_is_undone_or_completed_by_the_next_clean_up() {
             } else {
                 // The run counts: its files stay, and a replay's pending swap is finished.
                 for t in Table::ALL {
-                    let ids: Vec<String> = s.wh.table_files(t).unwrap().into_iter().map(|(id, _)| id).collect();
+                    let ids: Vec<String> = s.wh.table_files(t).unwrap().into_iter().map(|f| f.run).collect();
                     assert!(ids.contains(&s.second), "{step:?}: {t} holds the second run");
                 }
                 assert!(!s.wh.staging(&s.second).exists(), "{step:?}: staging removed");
@@ -246,14 +247,13 @@ fn a_commit_stopped_at_any_step_is_undone_or_completed_by_the_next_clean_up() {
 /// Each table's Delta log lists exactly the files in its folder, at their sizes.
 fn delta_lists_the_folders(wh: &Warehouse, step: CommitStep) {
     for t in Table::ALL {
-        let mut on_disk: Vec<(String, i64)> = wh
-            .table_files(t)
-            .unwrap()
-            .into_iter()
-            .map(|(_, p)| wh.disk_file(t, p).unwrap())
-            .map(|f| (f.rel, f.size as i64))
-            .collect();
+        let mut on_disk: Vec<(String, i64)> =
+            wh.table_files(t).unwrap().into_iter().map(|f| (f.rel, f.size as i64)).collect();
         on_disk.sort();
-        assert_eq!(delta::files(&wh.table(t)).unwrap(), on_disk, "{step:?}: {t}'s Delta log lists its folder");
+        assert_eq!(
+            delta::files(&wh.table_url(t).unwrap()).unwrap(),
+            on_disk,
+            "{step:?}: {t}'s Delta log lists its folder"
+        );
     }
 }

@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::future::IntoFuture as _;
-use std::path::Path;
 
 use arrow::datatypes::{DataType, Field, Schema};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
@@ -63,29 +62,27 @@ pub fn partition_columns(table: Table) -> Vec<String> {
     }
 }
 
-/// The process's one async runtime for Delta calls (current-thread: each call blocks on it), made
-/// on first use. A runtime per call started its blocking-pool threads anew each time: 8 of them
-/// per run, ~5 ms each here.
 fn runtime(table: &str) -> Result<&'static tokio::runtime::Runtime, DeltaError> {
-    static RT: std::sync::OnceLock<std::io::Result<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_current_thread().enable_all().build())
-        .as_ref()
-        .map_err(|e| err(table, format!("cannot start the async runtime: {e}")))
+    super::location::runtime().map_err(|e| err(table, e))
 }
 
-fn url_of(dir: &Path) -> Result<url::Url, DeltaError> {
-    let shown = dir.display().to_string();
-    let abs = std::path::absolute(dir).map_err(|e| err(&shown, e))?;
-    url::Url::from_directory_path(&abs).map_err(|()| err(&shown, "not a path a URL can name"))
+/// A table location as shown in messages: a local table's folder, a remote one's URL.
+pub fn shown(url: &url::Url) -> String {
+    match url.to_file_path() {
+        Ok(p) if url.scheme() == "file" => p.display().to_string(),
+        _ => url.to_string(),
+    }
 }
 
-/// Creates the Delta table of `table` in folder `dir` (made when missing). A table that exists
-/// already is left as it is, also when another process creates it at the same moment: the first
-/// log entry is written only if absent, and the loser of that race finds the winner's table.
-pub fn create(dir: &Path, table: Table) -> Result<(), DeltaError> {
-    let shown = dir.display().to_string();
-    std::fs::create_dir_all(dir).map_err(|e| err(&shown, format!("cannot create the folder: {e}")))?;
-    let url = url_of(dir)?;
+/// Creates the Delta table of `table` at `url` (a local table's folder is made when missing). A
+/// table that exists already is left as it is, also when another process creates it at the same
+/// moment: the first log entry is written only if absent, and the loser of that race finds the
+/// winner's table.
+pub fn create(url: &url::Url, table: Table) -> Result<(), DeltaError> {
+    let shown = shown(url);
+    if let Ok(dir) = url.to_file_path() {
+        std::fs::create_dir_all(&dir).map_err(|e| err(&shown, format!("cannot create the folder: {e}")))?;
+    }
     let rt = runtime(&shown)?;
     let fields = schema(table).map_err(|e| err(&shown, e))?.fields().cloned().collect::<Vec<_>>();
     let made = rt.block_on(
@@ -250,7 +247,7 @@ pub struct Synced {
 }
 
 /// The `Add` for a file on disk: its footer read for the statistics.
-fn add_for(file: &DiskFile) -> Result<Add, DeltaError> {
+pub fn add_for(file: &DiskFile) -> Result<Add, DeltaError> {
     let shown = file.path.display().to_string();
     let f = std::fs::File::open(&file.path).map_err(|e| err(&shown, format!("cannot open: {e}")))?;
     let modified = f
@@ -278,12 +275,11 @@ struct Opened {
     shown: String,
 }
 
-fn open(dir: &Path) -> Result<Opened, DeltaError> {
-    let shown = dir.display().to_string();
-    let url = url_of(dir)?;
+fn open(url: &url::Url) -> Result<Opened, DeltaError> {
+    let shown = shown(url);
     let rt = runtime(&shown)?;
     let table = rt
-        .block_on(deltalake::open_table(url))
+        .block_on(deltalake::open_table(url.clone()))
         .map_err(|e| err(&shown, format!("cannot open the Delta table: {e}")))?;
     Ok(Opened { rt, table, shown })
 }
@@ -320,30 +316,36 @@ fn append_op(table: Table) -> DeltaOperation {
     }
 }
 
-/// The files the log of the table in `dir` lists, with their sizes, sorted by path.
-pub fn files(dir: &Path) -> Result<Vec<(String, i64)>, DeltaError> {
-    let mut out: Vec<(String, i64)> = open(dir)?.listed()?.into_iter().collect();
+/// The files the log of the table at `url` lists, with their sizes, sorted by path.
+pub fn files(url: &url::Url) -> Result<Vec<(String, i64)>, DeltaError> {
+    let mut out: Vec<(String, i64)> = open(url)?.listed()?.into_iter().collect();
     out.sort();
     Ok(out)
 }
 
-/// Makes the log of the table in `dir` list exactly `on_disk` (the files of finished runs, as the
-/// plain-Parquet layout has them after the start-of-run clean-up): one commit adds what the log
-/// lacks (a run killed after its files moved in but before its log entry: rolled forward) and
-/// removes what is gone (a killed run's files the clean-up removed: undone). Nothing is committed
-/// when the two agree, which is every run after a clean one.
-pub fn sync(dir: &Path, table: Table, on_disk: &[DiskFile]) -> Result<Synced, DeltaError> {
-    let t = open(dir)?;
+/// Makes the log of the table at `url` list exactly `on_disk` (path relative to the table, size:
+/// the files of finished runs, as the plain-Parquet layout has them after the start-of-run
+/// clean-up): one commit adds what the log lacks (a run killed after its files moved in but before
+/// its log entry: rolled forward; `add_of` makes each `Add`) and removes what is gone (a killed
+/// run's files the clean-up removed: undone). Nothing is committed when the two agree, which is
+/// every run after a clean one.
+pub fn sync(
+    url: &url::Url,
+    table: Table,
+    on_disk: &[(String, u64)],
+    mut add_of: impl FnMut(&str, u64) -> Result<Add, DeltaError>,
+) -> Result<Synced, DeltaError> {
+    let t = open(url)?;
     let listed = t.listed()?;
     let mut synced = Synced::default();
     let mut actions = Vec::new();
-    for f in on_disk {
-        if listed.get(&f.rel) != Some(&(f.size as i64)) {
-            actions.push(Action::Add(add_for(f)?));
-            synced.added.push(f.rel.clone());
+    for (rel, size) in on_disk {
+        if listed.get(rel) != Some(&(*size as i64)) {
+            actions.push(Action::Add(add_of(rel, *size)?));
+            synced.added.push(rel.clone());
         }
     }
-    let present: std::collections::HashSet<&str> = on_disk.iter().map(|f| f.rel.as_str()).collect();
+    let present: std::collections::HashSet<&str> = on_disk.iter().map(|(rel, _)| rel.as_str()).collect();
     let now = chrono::Utc::now().timestamp_millis();
     let mut gone: Vec<(&String, &i64)> = listed.iter().filter(|(p, _)| !present.contains(p.as_str())).collect();
     gone.sort();
@@ -365,10 +367,10 @@ pub fn sync(dir: &Path, table: Table, on_disk: &[DiskFile]) -> Result<Synced, De
     Ok(synced)
 }
 
-/// Commits `adds` to the table in `dir` as one append (a `Write` in the log), with `run_id` in the
+/// Commits `adds` to the table at `url` as one append (a `Write` in the log), with `run_id` in the
 /// commit's metadata; the version it landed as.
-pub fn append(dir: &Path, table: Table, run_id: &str, adds: Vec<Add>) -> Result<u64, DeltaError> {
-    open(dir)?.commit(adds.into_iter().map(Action::Add).collect(), append_op(table), ("quarry.run_id", json!(run_id)))
+pub fn append(url: &url::Url, table: Table, run_id: &str, adds: Vec<Add>) -> Result<u64, DeltaError> {
+    open(url)?.commit(adds.into_iter().map(Action::Add).collect(), append_op(table), ("quarry.run_id", json!(run_id)))
 }
 
 #[cfg(test)]
@@ -377,7 +379,18 @@ mod tests {
     use crate::load::parquet::TableWriter;
     use arrow::array::{ArrayRef, RecordBatch};
     use parquet::file::properties::WriterProperties;
+    use std::path::Path;
     use std::sync::Arc;
+
+    fn url(dir: &Path) -> url::Url {
+        url::Url::from_directory_path(dir).unwrap()
+    }
+
+    /// `sync` against files on disk.
+    fn sync_files(dir: &Path, on_disk: &[DiskFile]) -> Result<Synced, DeltaError> {
+        let listed: Vec<(String, u64)> = on_disk.iter().map(|f| (f.rel.clone(), f.size)).collect();
+        sync(&url(dir), Table::Duplicates, &listed, |rel, _| add_for(on_disk.iter().find(|f| f.rel == rel).unwrap()))
+    }
 
     fn first_log_entry(dir: &Path) -> Vec<Value> {
         let text = std::fs::read_to_string(dir.join("_delta_log/00000000000000000000.json")).unwrap();
@@ -389,8 +402,8 @@ mod tests {
         let wh = tempfile::tempdir().unwrap();
         for t in Table::ALL {
             let dir = wh.path().join(t.name());
-            create(&dir, t).unwrap();
-            create(&dir, t).unwrap();
+            create(&url(&dir), t).unwrap();
+            create(&url(&dir), t).unwrap();
             let entry = first_log_entry(&dir);
             let protocol = entry.iter().find_map(|a| a.get("protocol")).unwrap();
             assert_eq!(
@@ -423,7 +436,7 @@ mod tests {
                     .map(|_| {
                         s.spawn(|| {
                             start.wait();
-                            create(&dir, Table::Runs)
+                            create(&url(&dir), Table::Runs)
                         })
                     })
                     .collect();
@@ -462,43 +475,39 @@ mod tests {
     }
 
     fn listed(dir: &Path) -> Vec<String> {
-        files(dir).unwrap().into_iter().map(|(path, _)| path).collect()
+        files(&url(dir)).unwrap().into_iter().map(|(path, _)| path).collect()
     }
 
     #[test]
     fn sync_rolls_forward_files_the_log_lacks_and_removes_files_that_are_gone() {
         let wh = tempfile::tempdir().unwrap();
         let dir = wh.path().join("duplicates");
-        create(&dir, Table::Duplicates).unwrap();
+        create(&url(&dir), Table::Duplicates).unwrap();
         let a = write_duplicates(&dir, "r1", &["aa"]);
         let b = write_duplicates(&dir, "r2", &["bb", "cc"]);
-        append(&dir, Table::Duplicates, "r1", adds_for(std::slice::from_ref(&a)).unwrap()).unwrap();
+        append(&url(&dir), Table::Duplicates, "r1", adds_for(std::slice::from_ref(&a)).unwrap()).unwrap();
         // r2's file moved in, its log entry never written (killed): rolled forward.
-        let s = sync(&dir, Table::Duplicates, &[a.clone(), b.clone()]).unwrap();
+        let s = sync_files(&dir, &[a.clone(), b.clone()]).unwrap();
         assert_eq!((s.added.as_slice(), s.removed.len()), (["r2.parquet".to_string()].as_slice(), 0));
         assert_eq!(listed(&dir), ["r1.parquet", "r2.parquet"]);
-        assert_eq!(
-            sync(&dir, Table::Duplicates, &[a.clone(), b.clone()]).unwrap(),
-            Synced::default(),
-            "in step: no commit"
-        );
+        assert_eq!(sync_files(&dir, &[a.clone(), b.clone()]).unwrap(), Synced::default(), "in step: no commit");
         // r2's file removed by a clean-up (its run never finished): undone.
         std::fs::remove_file(&b.path).unwrap();
-        let s = sync(&dir, Table::Duplicates, std::slice::from_ref(&a)).unwrap();
+        let s = sync_files(&dir, std::slice::from_ref(&a)).unwrap();
         assert_eq!(s.removed, ["r2.parquet"]);
         assert_eq!(listed(&dir), ["r1.parquet"]);
         // a file rewritten in place (a replay's new version) is listed at its new size
         let a2 = write_duplicates(&dir, "r1", &["aa", "dd", "ee"]);
-        let s = sync(&dir, Table::Duplicates, std::slice::from_ref(&a2)).unwrap();
+        let s = sync_files(&dir, std::slice::from_ref(&a2)).unwrap();
         assert_eq!(s.added, ["r1.parquet"]);
-        assert_eq!(files(&dir).unwrap(), [("r1.parquet".to_string(), a2.size as i64)]);
+        assert_eq!(files(&url(&dir)).unwrap(), [("r1.parquet".to_string(), a2.size as i64)]);
     }
 
     #[test]
     fn an_appended_file_is_in_the_snapshot_with_its_statistics() {
         let wh = tempfile::tempdir().unwrap();
         let dir = wh.path().join("duplicates");
-        create(&dir, Table::Duplicates).unwrap();
+        create(&url(&dir), Table::Duplicates).unwrap();
         let schema = Table::Duplicates.schema();
         let cols: Vec<ArrayRef> = schema
             .fields()
@@ -529,7 +538,7 @@ mod tests {
             (&json!(7), &json!(1200))
         );
         assert_eq!(stats["nullCount"]["hash"], json!(0));
-        assert_eq!(append(&dir, Table::Duplicates, "r2", vec![add]).unwrap(), 1);
-        assert_eq!(files(&dir).unwrap(), [("r2.parquet".to_string(), size as i64)]);
+        assert_eq!(append(&url(&dir), Table::Duplicates, "r2", vec![add]).unwrap(), 1);
+        assert_eq!(files(&url(&dir)).unwrap(), [("r2.parquet".to_string(), size as i64)]);
     }
 }

@@ -4,5 +4,6 @@ pub mod commit;
 pub mod delta;
 pub mod hold;
 pub mod index;
+pub mod location;
 pub mod parquet;
 pub mod warehouse;

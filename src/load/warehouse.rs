@@ -1,5 +1,7 @@
-//! The warehouse directory: table layout, finished runs, the hash index, imported file digests,
-//! and the clean-up of what a crashed run left.
+//! The warehouse: table layout, finished runs, the hash index, imported file digests, and the
+//! clean-up of what a crashed run left. A local warehouse is a folder laid out as below; a remote
+//! one (`load::location`) holds the same keys under its prefix, and its `_quarry/staging/` and the
+//! copies of what a run reads live in a local working folder instead.
 //!
 //! ```text
 //! WH/posts/ingest_date=YYYY-MM-DD/<run_id>.parquet
@@ -16,22 +18,23 @@
 //!                                     for its runs row (then swapped in) or dropped (no runs row)
 //! ```
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use super::delta::DiskFile;
+use super::location::{Location, Remote, RemoteError};
 use super::parquet::{part_name, PART};
 use crate::contract::Table;
 /// Marker of a replaced rejects file that a replay left empty: the file is removed, not replaced.
 pub const DELETE_MARKER: &str = "delete";
 
-/// A warehouse operation that failed, with the path it was about.
+/// A warehouse operation that failed, with the path (or object URL) it was about.
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {what}: {source}")]
 pub struct WarehouseError {
-    /// The file or folder.
+    /// The file or folder, or the object's URL.
     pub path: PathBuf,
     /// What quarry was doing.
     pub what: &'static str,
@@ -44,16 +47,33 @@ pub(crate) fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::
     move |source| WarehouseError { path: path.to_path_buf(), what, source }
 }
 
+impl From<RemoteError> for WarehouseError {
+    fn from(e: RemoteError) -> WarehouseError {
+        WarehouseError { path: PathBuf::from(e.url), what: "object storage", source: io::Error::other(e.what) }
+    }
+}
+
 /// The run id of a table file's name: `<run_id>.parquet` or `<run_id>-part-<n>.parquet`.
-fn run_of_file(name: &str) -> Option<&str> {
+pub fn run_of_file(name: &str) -> Option<&str> {
     let stem = name.strip_suffix(".parquet")?;
     Some(stem.split_once(PART).map_or(stem, |(run, _)| run))
 }
 
-/// A warehouse directory.
+/// A data file of a table: the run it belongs to, its path relative to the table (`/` separated,
+/// as the Delta log names it), its size.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TableFile {
+    pub run: String,
+    pub rel: String,
+    pub size: u64,
+}
+
+/// A warehouse: where it is, the local folder quarry works in, and for a remote one its client.
 #[derive(Debug, Clone)]
 pub struct Warehouse {
+    location: Location,
     root: PathBuf,
+    remote: Option<Remote>,
 }
 
 /// What `cleanup` removed.
@@ -66,34 +86,96 @@ pub struct Cleanup {
 }
 
 impl Warehouse {
-    /// Opens (creating if needed) a warehouse directory and checks it can be written.
-    pub fn create(root: &Path) -> Result<Warehouse, WarehouseError> {
-        let wh = Warehouse { root: root.to_path_buf() };
-        let tables = Table::ALL.map(|t| wh.table(t));
-        for dir in tables.iter().cloned().chain([wh.internal(), wh.files_dir()]) {
+    fn at(location: &Location) -> Result<Warehouse, WarehouseError> {
+        let remote = match location {
+            Location::Local(_) => None,
+            Location::S3 { bucket, prefix } => Some(Remote::connect(bucket, prefix)?),
+        };
+        Ok(Warehouse { location: location.clone(), root: location.work_dir(), remote })
+    }
+
+    /// Opens (creating if needed) a warehouse and checks it can be written.
+    pub fn create(location: &Location) -> Result<Warehouse, WarehouseError> {
+        let wh = Warehouse::at(location)?;
+        let dirs: Vec<PathBuf> = match wh.remote {
+            None => Table::ALL.map(|t| wh.table(t)).into_iter().chain([wh.internal(), wh.files_dir()]).collect(),
+            Some(_) => vec![wh.internal(), wh.files_dir()],
+        };
+        for dir in dirs {
             fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create the warehouse folder"))?;
         }
         let probe = wh.internal().join(".write-probe");
         fs::write(&probe, b"").map_err(io_err(&wh.root, "the warehouse is not writable"))?;
         let _ = fs::remove_file(&probe);
+        if let Some(r) = &wh.remote {
+            r.put("_quarry/.write-probe", Vec::new())?;
+            r.delete("_quarry/.write-probe")?;
+        }
         Ok(wh)
     }
 
     /// Opens an existing warehouse for reading.
-    pub fn open(root: &Path) -> Result<Warehouse, WarehouseError> {
-        let runs = root.join(Table::Runs.name());
-        fs::metadata(&runs).map_err(io_err(&runs, "not a quarry warehouse (no runs folder)"))?;
-        Ok(Warehouse { root: root.to_path_buf() })
+    pub fn open(location: &Location) -> Result<Warehouse, WarehouseError> {
+        let wh = Warehouse::at(location)?;
+        match &wh.remote {
+            None => {
+                let runs = wh.table(Table::Runs);
+                fs::metadata(&runs).map_err(io_err(&runs, "not a quarry warehouse (no runs folder)"))?;
+            }
+            Some(r) => {
+                if r.list("runs")?.is_empty() {
+                    return Err(WarehouseError {
+                        path: PathBuf::from(r.url("runs")),
+                        what: "not a quarry warehouse (no runs table)",
+                        source: io::ErrorKind::NotFound.into(),
+                    });
+                }
+            }
+        }
+        Ok(wh)
     }
 
-    /// The warehouse folder.
+    /// Where the warehouse is.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The remote warehouse's client; `None` for a local warehouse.
+    pub fn remote(&self) -> Option<&Remote> {
+        self.remote.as_ref()
+    }
+
+    /// The local folder quarry works in: the warehouse itself, or a remote warehouse's cache folder.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    /// A table's folder.
+    /// A table's local folder (for a remote warehouse: where copies of its files are kept).
     pub fn table(&self, table: Table) -> PathBuf {
         self.root.join(table.name())
+    }
+
+    /// A table's location as Delta names it (a `file://` or `s3://` URL ending in `/`).
+    pub fn table_url(&self, table: Table) -> Result<url::Url, WarehouseError> {
+        let bad = |what| WarehouseError { path: self.table(table), what, source: io::ErrorKind::InvalidInput.into() };
+        match &self.remote {
+            None => {
+                let dir = self.table(table);
+                let abs = std::path::absolute(&dir).map_err(io_err(&dir, "cannot resolve the folder"))?;
+                url::Url::from_directory_path(&abs).map_err(|()| bad("not a path a URL can name"))
+            }
+            Some(r) => {
+                url::Url::parse(&format!("{}/", r.url(table.name()))).map_err(|_| bad("not a key a URL can name"))
+            }
+        }
+    }
+
+    /// A table file as shown to people: its path, or its object's URL.
+    pub fn file_shown(&self, table: Table, rel: &str) -> String {
+        match &self.remote {
+            None => self.table(table).join(rel).display().to_string(),
+            Some(r) => r.url(&format!("{}/{rel}", table.name())),
+        }
     }
 
     /// quarry's own folder (lock, staging, digests).
@@ -101,7 +183,7 @@ impl Warehouse {
         self.root.join("_quarry")
     }
 
-    /// Staging folder of a run.
+    /// Staging folder of a run (local for every warehouse).
     pub fn staging(&self, run_id: &str) -> PathBuf {
         self.internal().join("staging").join(run_id)
     }
@@ -110,7 +192,7 @@ impl Warehouse {
         self.internal().join("files")
     }
 
-    /// The dedupe index's folder.
+    /// The dedupe index's folder (for a remote warehouse, the local copy of its index).
     pub fn index_dir(&self) -> PathBuf {
         super::index::dir_of(&self.internal())
     }
@@ -120,10 +202,19 @@ impl Warehouse {
         self.internal().join("replace").join(run_id)
     }
 
+    /// The key of a replay's pending replacement in a remote warehouse.
+    pub fn pending_key(run_id: &str, old_run_id: &str, name: &str) -> String {
+        format!("_quarry/replace/{run_id}/{old_run_id}/{name}")
+    }
+
     /// Swaps a finished replay's pending new versions into `rejects` (each by one rename over the
-    /// old file, or a removal for a `delete` marker), then drops its pending folder. Idempotent: a
-    /// swap cut short by a kill is finished by calling it again. Returns the files it changed.
+    /// old file, or a removal for a `delete` marker; a copy over the old object in a remote
+    /// warehouse), then drops its pending folder. Idempotent: a swap cut short by a kill is
+    /// finished by calling it again. Returns the files it changed.
     pub fn apply_replacements(&self, run_id: &str) -> Result<Vec<PathBuf>, WarehouseError> {
+        if let Some(r) = &self.remote {
+            return self.apply_remote_replacements(r, run_id);
+        }
         let pending = self.pending_replacements(run_id);
         let mut done = Vec::new();
         let entries = match fs::read_dir(&pending) {
@@ -157,9 +248,51 @@ impl Warehouse {
         Ok(done)
     }
 
-    /// Where a run's digest list lives once committed.
+    fn apply_remote_replacements(&self, r: &Remote, run_id: &str) -> Result<Vec<PathBuf>, WarehouseError> {
+        let keys = r.list(&format!("_quarry/replace/{run_id}"))?;
+        // old run id → the names its pending folder holds (rejects.parquet or the delete marker)
+        let mut parts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (key, _) in &keys {
+            let mut c = key.rsplitn(3, '/');
+            if let (Some(name), Some(old)) = (c.next(), c.next()) {
+                parts.entry(old.to_string()).or_default().insert(name.to_string());
+            }
+        }
+        let rejects = format!("{}.parquet", Table::Rejects);
+        let mut done = Vec::new();
+        for (old, names) in parts {
+            let target = format!("{}/{old}.parquet", Table::Rejects.name());
+            if names.contains(&rejects) {
+                r.copy(&Warehouse::pending_key(run_id, &old, &rejects), &target)?;
+            } else if names.contains(DELETE_MARKER) {
+                r.delete(&target)?;
+            } else {
+                continue;
+            }
+            done.push(PathBuf::from(r.url(&target)));
+        }
+        for (key, _) in keys {
+            r.delete(&key)?;
+        }
+        Ok(done)
+    }
+
+    /// Where a run's digest list lives once committed (for a remote warehouse, its local copy).
     pub fn files_list(&self, run_id: &str) -> PathBuf {
         self.files_dir().join(format!("{run_id}.tsv"))
+    }
+
+    fn files_key(run_id: &str) -> String {
+        format!("_quarry/files/{run_id}.tsv")
+    }
+
+    /// Commits a run's digest list, staged at `staged`: moved into place, or uploaded.
+    pub fn place_files_list(&self, run_id: &str, staged: &Path) -> Result<(), WarehouseError> {
+        if let Some(r) = &self.remote {
+            r.upload(&Warehouse::files_key(run_id), staged)?;
+        }
+        let to = self.files_list(run_id);
+        fs::rename(staged, &to).map_err(io_err(&to, "cannot move the digest list"))
     }
 
     /// Final path of a run's file in a table.
@@ -167,7 +300,8 @@ impl Warehouse {
         self.table_part(table, run_id, ingest_date, 0)
     }
 
-    /// Final path of part `n` of a run's file in a table (`part_name`).
+    /// Final path of part `n` of a run's file in a table (`part_name`); for a remote warehouse,
+    /// where its local copy would be (its key is the same path relative to the warehouse).
     pub fn table_part(&self, table: Table, run_id: &str, ingest_date: &str, n: u32) -> PathBuf {
         let dir = if table == Table::Posts {
             self.table(Table::Posts).join(format!("ingest_date={ingest_date}"))
@@ -179,6 +313,9 @@ impl Warehouse {
 
     /// Run ids of finished runs (those with a `runs` row), in order.
     pub fn finished_runs(&self) -> Result<BTreeSet<String>, WarehouseError> {
+        if self.remote.is_some() {
+            return Ok(self.table_files(Table::Runs)?.into_iter().map(|f| f.run).collect());
+        }
         let dir = self.table(Table::Runs);
         let mut out = BTreeSet::new();
         for e in fs::read_dir(&dir).map_err(io_err(&dir, "cannot list runs"))? {
@@ -193,15 +330,33 @@ impl Warehouse {
     /// A file of a table as its Delta log names it: relative to the table folder, `/` separated.
     pub fn disk_file(&self, table: Table, path: PathBuf) -> Result<DiskFile, WarehouseError> {
         let size = fs::metadata(&path).map_err(io_err(&path, "cannot stat"))?.len();
-        let dir = self.table(table);
-        let rel = path.strip_prefix(&dir).unwrap_or(&path);
-        let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
-        Ok(DiskFile { rel, path, size })
+        Ok(DiskFile { rel: self.rel_of(table, &path), path, size })
     }
 
-    /// Every Parquet file of a table with the run id it belongs to (from its name).
-    pub fn table_files(&self, table: Table) -> Result<Vec<(String, PathBuf)>, WarehouseError> {
+    /// `path` (in the table's local folder) relative to it, `/` separated.
+    pub fn rel_of(&self, table: Table, path: &Path) -> String {
+        let dir = self.table(table);
+        let rel = path.strip_prefix(&dir).unwrap_or(path);
+        rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+    }
+
+    /// Every Parquet file of a table (not its Delta log), sorted by run and path.
+    pub fn table_files(&self, table: Table) -> Result<Vec<TableFile>, WarehouseError> {
         let mut out = Vec::new();
+        if let Some(r) = &self.remote {
+            let strip = table.name().len() + 1;
+            for (key, size) in r.list(table.name())? {
+                let rel = &key[strip.min(key.len())..];
+                if rel.starts_with("_delta_log/") {
+                    continue;
+                }
+                if let Some(run) = rel.rsplit('/').next().and_then(run_of_file) {
+                    out.push(TableFile { run: run.to_string(), rel: rel.to_string(), size });
+                }
+            }
+            out.sort();
+            return Ok(out);
+        }
         let dir = self.table(table);
         let mut stack = vec![dir];
         while let Some(d) = stack.pop() {
@@ -213,10 +368,12 @@ impl Warehouse {
             for e in entries {
                 let e = e.map_err(io_err(&d, "cannot list table files"))?;
                 let p = e.path();
-                if e.file_type().map_err(io_err(&p, "cannot stat"))?.is_dir() {
+                let kind = e.file_type().map_err(io_err(&p, "cannot stat"))?;
+                if kind.is_dir() {
                     stack.push(p);
                 } else if let Some(id) = e.file_name().to_str().and_then(run_of_file) {
-                    out.push((id.to_string(), p));
+                    let size = e.metadata().map_err(io_err(&p, "cannot stat"))?.len();
+                    out.push(TableFile { run: id.to_string(), rel: self.rel_of(table, &p), size });
                 }
             }
         }
@@ -224,34 +381,66 @@ impl Warehouse {
         Ok(out)
     }
 
+    /// A local path to read a table file at: the file itself, or for a remote warehouse a copy in
+    /// the working folder (downloaded unless one of its size is there already; table files are
+    /// written once under names of their own, a replay's swap changes the size of what it swaps).
+    pub fn local_copy(&self, table: Table, rel: &str, size: u64) -> Result<PathBuf, WarehouseError> {
+        let path = self.table(table).join(rel);
+        if let Some(r) = &self.remote {
+            if fs::metadata(&path).map(|m| m.len()).ok() != Some(size) {
+                r.download(&format!("{}/{rel}", table.name()), &path)?;
+            }
+        }
+        Ok(path)
+    }
+
+    fn remove_table_file(&self, table: Table, rel: &str) -> Result<PathBuf, WarehouseError> {
+        let path = self.table(table).join(rel);
+        match &self.remote {
+            None => {
+                fs::remove_file(&path).map_err(io_err(&path, "cannot remove a crashed run's file"))?;
+                Ok(path)
+            }
+            Some(r) => {
+                let key = format!("{}/{rel}", table.name());
+                r.delete(&key)?;
+                let _ = fs::remove_file(&path);
+                Ok(PathBuf::from(r.url(&key)))
+            }
+        }
+    }
+
     /// Removes every file of a run that has no `runs` row (a crashed run), staging folders, and
     /// digest lists of such runs; drops the pending rejects replacements of a replay without a
     /// `runs` row and finishes the swap of one that has it. Must run under the lock, before
-    /// anything else.
+    /// anything else: the lock is what makes every run without a `runs` row a dead one.
     pub fn cleanup(&self, finished: &BTreeSet<String>) -> Result<Cleanup, WarehouseError> {
         let mut c = Cleanup::default();
-        let replace = self.internal().join("replace");
-        if replace.exists() {
-            let mut ids = Vec::new();
-            for e in fs::read_dir(&replace).map_err(io_err(&replace, "cannot list replaced rejects files"))? {
-                ids.push(e.map_err(io_err(&replace, "cannot list replaced rejects files"))?.path());
-            }
-            ids.sort();
-            for p in ids {
-                let id = p.file_name().and_then(|s| s.to_str()).unwrap_or("").to_string();
-                if finished.contains(&id) {
-                    c.completed.extend(self.apply_replacements(&id)?);
-                } else {
-                    fs::remove_dir_all(&p).map_err(io_err(&p, "cannot remove a crashed replay's files"))?;
-                    c.removed.push(p);
+        match &self.remote {
+            None => self.cleanup_local_replacements(finished, &mut c)?,
+            Some(r) => {
+                let mut runs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                for (key, _) in r.list("_quarry/replace")? {
+                    if let Some(id) = key.split('/').nth(2) {
+                        runs.entry(id.to_string()).or_default().push(key);
+                    }
+                }
+                for (id, keys) in runs {
+                    if finished.contains(&id) {
+                        c.completed.extend(self.apply_replacements(&id)?);
+                    } else {
+                        for key in keys {
+                            r.delete(&key)?;
+                            c.removed.push(PathBuf::from(r.url(&key)));
+                        }
+                    }
                 }
             }
         }
         for table in Table::DATA {
-            for (id, path) in self.table_files(table)? {
-                if !finished.contains(&id) {
-                    fs::remove_file(&path).map_err(io_err(&path, "cannot remove a crashed run's file"))?;
-                    c.removed.push(path);
+            for f in self.table_files(table)? {
+                if !finished.contains(&f.run) {
+                    c.removed.push(self.remove_table_file(table, &f.rel)?);
                 }
             }
         }
@@ -263,6 +452,15 @@ impl Warehouse {
                 c.removed.push(p);
             }
         }
+        if let Some(r) = &self.remote {
+            for (key, _) in r.list("_quarry/files")? {
+                let id = key.rsplit('/').next().and_then(|n| n.strip_suffix(".tsv")).unwrap_or("");
+                if !finished.contains(id) {
+                    r.delete(&key)?;
+                    c.removed.push(PathBuf::from(r.url(&key)));
+                }
+            }
+        }
         let dir = self.files_dir();
         if dir.exists() {
             for e in fs::read_dir(&dir).map_err(io_err(&dir, "cannot list run files"))? {
@@ -270,15 +468,52 @@ impl Warehouse {
                 let id = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
                 if !finished.contains(id) {
                     fs::remove_file(&p).map_err(io_err(&p, "cannot remove a crashed run's digest list"))?;
-                    c.removed.push(p);
+                    if self.remote.is_none() {
+                        c.removed.push(p);
+                    }
                 }
             }
         }
         Ok(c)
     }
 
-    /// Digests of the files finished runs read, with the run that read each.
+    fn cleanup_local_replacements(&self, finished: &BTreeSet<String>, c: &mut Cleanup) -> Result<(), WarehouseError> {
+        let replace = self.internal().join("replace");
+        if !replace.exists() {
+            return Ok(());
+        }
+        let mut ids = Vec::new();
+        for e in fs::read_dir(&replace).map_err(io_err(&replace, "cannot list replaced rejects files"))? {
+            ids.push(e.map_err(io_err(&replace, "cannot list replaced rejects files"))?.path());
+        }
+        ids.sort();
+        for p in ids {
+            let id = p.file_name().and_then(|s| s.to_str()).unwrap_or("").to_string();
+            if finished.contains(&id) {
+                c.completed.extend(self.apply_replacements(&id)?);
+            } else {
+                fs::remove_dir_all(&p).map_err(io_err(&p, "cannot remove a crashed replay's files"))?;
+                c.removed.push(p);
+            }
+        }
+        Ok(())
+    }
+
+    /// Digests of the files finished runs read, with the run that read each. A remote warehouse's
+    /// lists are copied once into the working folder (they never change once committed).
     pub fn imported_digests(&self, finished: &BTreeSet<String>) -> Result<HashMap<String, String>, WarehouseError> {
+        if let Some(r) = &self.remote {
+            let missing: Vec<&String> = finished.iter().filter(|id| !self.files_list(id).exists()).collect();
+            let keys: Vec<String> = missing.iter().map(|id| Warehouse::files_key(id)).collect();
+            for (id, got) in missing.iter().zip(r.get_many(&keys)?) {
+                if let Some(obj) = got {
+                    let p = self.files_list(id);
+                    let tmp = p.with_extension("tmp");
+                    fs::write(&tmp, &obj.bytes).map_err(io_err(&tmp, "cannot keep a copy of the digest list"))?;
+                    fs::rename(&tmp, &p).map_err(io_err(&p, "cannot keep a copy of the digest list"))?;
+                }
+            }
+        }
         let mut out = HashMap::new();
         for id in finished {
             let p = self.files_list(id);
@@ -295,4 +530,85 @@ impl Warehouse {
         }
         Ok(out)
     }
+
+    /// Makes the local index folder a copy of a remote warehouse's index (`_quarry/index/`):
+    /// downloads the files it lacks (segments never change under a name; the manifest always),
+    /// removes what the bucket does not hold. A no-op for a local warehouse.
+    pub fn index_down(&self) -> Result<(), WarehouseError> {
+        let Some(r) = &self.remote else { return Ok(()) };
+        let dir = self.index_dir();
+        fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create the index folder"))?;
+        let remote: BTreeMap<String, u64> = r
+            .list(INDEX_KEY)?
+            .into_iter()
+            .filter_map(|(k, size)| Some((k.strip_prefix(INDEX_KEY)?.strip_prefix('/')?.to_string(), size)))
+            .filter(|(name, _)| !name.contains('/'))
+            .collect();
+        let local = local_files(&dir)?;
+        for (name, _) in local.iter().filter(|(n, s)| remote.get(*n) != Some(s)) {
+            let p = dir.join(name);
+            let gone = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+            gone.map_err(io_err(&p, "cannot remove from the index copy"))?;
+        }
+        for (name, size) in &remote {
+            if local.get(name) != Some(size) || name == super::index::MANIFEST {
+                r.download(&format!("{INDEX_KEY}/{name}"), &dir.join(name))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes a remote warehouse's index what the local folder holds: uploads the files the bucket
+    /// lacks, then the manifest, then removes what the manifest no longer needs (a kill in between
+    /// leaves files the next `Index::open` sweeps). A no-op for a local warehouse.
+    pub fn index_up(&self) -> Result<(), WarehouseError> {
+        let Some(r) = &self.remote else { return Ok(()) };
+        let dir = self.index_dir();
+        let remote: BTreeMap<String, u64> = r
+            .list(INDEX_KEY)?
+            .into_iter()
+            .filter_map(|(k, size)| Some((k.strip_prefix(INDEX_KEY)?.strip_prefix('/')?.to_string(), size)))
+            .collect();
+        let local = local_files(&dir)?;
+        let manifest = super::index::MANIFEST;
+        for (name, size) in local.iter().filter(|(n, _)| n.as_str() != manifest) {
+            if remote.get(name) != Some(size) && dir.join(name).is_file() {
+                r.upload(&format!("{INDEX_KEY}/{name}"), &dir.join(name))?;
+            }
+        }
+        if dir.join(manifest).is_file() {
+            r.upload(&format!("{INDEX_KEY}/{manifest}"), &dir.join(manifest))?;
+        }
+        for name in remote.keys().filter(|n| !local.contains_key(*n)) {
+            r.delete(&format!("{INDEX_KEY}/{name}"))?;
+        }
+        Ok(())
+    }
+
+    /// Uploads the run's own index segment (already moved into the local index folder).
+    pub fn upload_segment(&self, name: &str) -> Result<(), WarehouseError> {
+        match &self.remote {
+            None => Ok(()),
+            Some(r) => Ok(r.upload(&format!("{INDEX_KEY}/{name}"), &self.index_dir().join(name))?),
+        }
+    }
+}
+
+/// The index's key prefix in a remote warehouse.
+const INDEX_KEY: &str = "_quarry/index";
+
+/// The names and sizes of what a folder holds (folders with size 0); empty when it is missing.
+fn local_files(dir: &Path) -> Result<BTreeMap<String, u64>, WarehouseError> {
+    let mut out = BTreeMap::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io_err(dir, "cannot list")(e)),
+    };
+    for e in entries {
+        let e = e.map_err(io_err(dir, "cannot list"))?;
+        let m = e.metadata().map_err(io_err(&e.path(), "cannot stat"))?;
+        out.insert(e.file_name().to_string_lossy().into_owned(), if m.is_dir() { 0 } else { m.len() });
+    }
+    Ok(out)
 }

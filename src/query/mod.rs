@@ -11,7 +11,7 @@ mod write;
 
 use std::collections::BTreeSet;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use arrow::error::ArrowError;
 use parquet::errors::ParquetError;
@@ -20,6 +20,8 @@ use polars::sql::{extract_table_identifiers, SQLContext};
 
 use crate::contract::Table;
 use crate::error::Error;
+use crate::load::delta::DeltaError;
+use crate::load::location::Location;
 use crate::load::warehouse::{Warehouse, WarehouseError};
 use crate::transform::ffi::BoundaryError;
 
@@ -64,6 +66,9 @@ pub enum QueryError {
     /// The warehouse folder could not be listed.
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
+    /// A table's Delta log could not be read.
+    #[error("delta: {0}")]
+    Delta(#[from] DeltaError),
     /// A result column could not cross from polars to Arrow.
     #[error("query: cannot convert the result: {0}")]
     Convert(#[from] BoundaryError),
@@ -104,9 +109,9 @@ pub struct Reader {
 
 impl Reader {
     /// Opens a warehouse for reading.
-    pub fn open(root: &Path) -> Result<Reader, QueryError> {
-        let wh = Warehouse::open(root)?;
-        let finished = wh.finished_runs()?;
+    pub fn open(location: &Location) -> Result<Reader, QueryError> {
+        let wh = Warehouse::open(location)?;
+        let finished = scan::finished(&wh)?;
         Ok(Reader { wh, finished })
     }
 
@@ -192,7 +197,7 @@ fn is_missing_relation(e: &PolarsError, name: &str) -> bool {
 }
 
 /// `quarry query`: runs the SQL over the warehouse and writes the result to `out` in a format.
-pub fn query(warehouse: &Path, sql: &str, format: Format, out: &mut dyn io::Write) -> crate::Result<()> {
+pub fn query(warehouse: &Location, sql: &str, format: Format, out: &mut dyn io::Write) -> crate::Result<()> {
     let result = Reader::open(warehouse)?.sql(sql)?;
     Ok(write(&result, format, out)?)
 }
@@ -202,6 +207,7 @@ impl From<QueryError> for Error {
         match e {
             QueryError::UnknownTable { .. } | QueryError::Sql(_) => Error::Query(Box::new(e)),
             QueryError::Warehouse(e) => Error::Warehouse(e),
+            QueryError::Delta(e) => Error::Delta(e),
             QueryError::Write(source) => Error::Io { what: "writing the query's result".into(), source },
             QueryError::Read(_) | QueryError::BadFile { .. } | QueryError::Convert(_) | QueryError::Format(_) => {
                 Error::Reader(Box::new(e))
@@ -220,6 +226,7 @@ mod tests {
     use arrow::array::{new_null_array, ArrayRef, RecordBatch, StringArray};
     use arrow::datatypes::SchemaRef;
     use parquet::arrow::ArrowWriter;
+    use std::path::Path;
 
     /// A table file whose `run_id`/`hash` columns are filled in and every other column is null.
     fn write_file(path: &Path, schema: SchemaRef, run_id: &str, rows: usize) {
@@ -260,7 +267,7 @@ mod tests {
     #[test]
     fn table_names_ignore_case() {
         let dir = warehouse();
-        let reader = Reader::open(dir.path()).unwrap();
+        let reader = Reader::open(&dir.path().into()).unwrap();
         assert_eq!(count(&reader, "SELECT count(*) AS n FROM posts"), [Some("3".into())]);
         assert_eq!(count(&reader, "SELECT count(*) AS n FROM Posts"), [Some("3".into())]);
         assert_eq!(count(&reader, "SELECT count(*) AS n FROM REJECTS"), [Some("3".into())]);
@@ -277,7 +284,7 @@ mod tests {
     #[test]
     fn unknown_tables_and_columns_are_usage_errors() {
         let dir = warehouse();
-        let reader = Reader::open(dir.path()).unwrap();
+        let reader = Reader::open(&dir.path().into()).unwrap();
         let e = reader.sql("SELECT * FROM Nope").unwrap_err();
         assert!(matches!(&e, QueryError::UnknownTable { name } if name == "Nope"), "{e:?}");
         assert!(e.is_usage());
@@ -294,7 +301,7 @@ mod tests {
     #[test]
     fn only_finished_runs_are_read_and_posts_have_their_ingest_date() {
         let dir = warehouse();
-        let reader = Reader::open(dir.path()).unwrap();
+        let reader = Reader::open(&dir.path().into()).unwrap();
         let sql = "SELECT run_id, ingest_date, count(*) AS n FROM posts GROUP BY run_id, ingest_date ORDER BY run_id";
         let df = reader.sql(sql).unwrap();
         assert_eq!(texts(&df, "run_id").unwrap(), [Some("r1".into()), Some("r3".into())]);
@@ -310,7 +317,7 @@ mod tests {
         let file = dir.path().join("rejects/r1.parquet");
         let bytes = fs::read(&file).unwrap();
         fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
-        let reader = Reader::open(dir.path()).unwrap();
+        let reader = Reader::open(&dir.path().into()).unwrap();
         let e = reader.sql("SELECT count(*) AS n FROM rejects").unwrap_err();
         assert!(matches!(&e, QueryError::BadFile { path, .. } if path == &file), "{e:?}");
         assert!(!e.is_usage());
@@ -321,7 +328,7 @@ mod tests {
     #[test]
     fn a_plain_aggregation_streams_from_the_scans_that_read_only_what_it_needs() {
         let dir = warehouse();
-        let reader = Reader::open(dir.path()).unwrap();
+        let reader = Reader::open(&dir.path().into()).unwrap();
         let sql = "SELECT difficulty, count(*) AS n, avg(quality_composite) AS q FROM posts \
                    WHERE run_id = 'r1' GROUP BY difficulty";
         let plan = Plan::of(&reader.plan(sql).unwrap());
@@ -338,7 +345,7 @@ mod tests {
     #[test]
     fn a_median_per_group_is_held_in_memory() {
         let dir = warehouse();
-        let reader = Reader::open(dir.path()).unwrap();
+        let reader = Reader::open(&dir.path().into()).unwrap();
         let plan = Plan::of(&reader.plan("SELECT topic, median(quality_composite) FROM posts GROUP BY topic").unwrap());
         assert_eq!(plan.holds_scanned_rows(), Some("in-memory-map"), "{}", plan.dot());
     }
@@ -347,7 +354,7 @@ mod tests {
     fn tables_without_files_have_the_contract_columns() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("runs")).unwrap();
-        let reader = Reader::open(dir.path()).unwrap();
+        let reader = Reader::open(&dir.path().into()).unwrap();
         assert_eq!(count(&reader, "SELECT count(*) AS n FROM posts"), [Some("0".into())]);
         let posts = reader.sql("SELECT * FROM posts").unwrap();
         assert_eq!(posts.width(), Table::Posts.schema().fields().len() + 1);

@@ -19,18 +19,49 @@ use polars::prelude::{concat, lit, DataType, IntoLazy, LazyFrame, PlRefPath, Sca
 
 use super::{QueryError, INGEST_DATE};
 use crate::contract::Table;
-use crate::load::warehouse::Warehouse;
+use crate::load::delta;
+use crate::load::warehouse::{run_of_file, TableFile, Warehouse, WarehouseError};
 use crate::transform::ffi;
 
-/// The files of a table that belong to finished runs, in run order.
+/// The files of a table that belong to finished runs, in run order, as local paths (a remote
+/// warehouse's are copied into its working folder once). The files are those the table's Delta
+/// snapshot lists (the folder's, for a local warehouse an older quarry wrote without logs).
 pub fn files(wh: &Warehouse, finished: &BTreeSet<String>, table: Table) -> Result<Vec<PathBuf>, QueryError> {
+    let listed: Vec<TableFile> = if has_log(wh, table)? {
+        let rows = delta::files(&wh.table_url(table)?)?;
+        rows.into_iter()
+            .filter_map(|(rel, size)| {
+                let run = run_of_file(rel.rsplit('/').next()?)?.to_string();
+                Some(TableFile { run, rel, size: size as u64 })
+            })
+            .collect()
+    } else {
+        wh.table_files(table)?
+    };
     // Every runs file is finished by definition; the other tables' files count once their run has one.
-    Ok(wh
-        .table_files(table)?
-        .into_iter()
-        .filter(|(run_id, _)| table == Table::Runs || finished.contains(run_id))
-        .map(|(_, path)| path)
-        .collect())
+    let mut out: Vec<(String, PathBuf)> = Vec::new();
+    for f in listed.into_iter().filter(|f| table == Table::Runs || finished.contains(&f.run)) {
+        out.push((f.run, wh.local_copy(table, &f.rel, f.size)?));
+    }
+    out.sort();
+    Ok(out.into_iter().map(|(_, path)| path).collect())
+}
+
+/// The run ids of the warehouse's finished runs, as readers see them: the files the `runs` Delta
+/// snapshot lists (the folder's for a warehouse without logs).
+pub fn finished(wh: &Warehouse) -> Result<BTreeSet<String>, QueryError> {
+    if !has_log(wh, Table::Runs)? {
+        return Ok(wh.finished_runs()?);
+    }
+    let rows = delta::files(&wh.table_url(Table::Runs)?)?;
+    Ok(rows.iter().filter_map(|(rel, _)| run_of_file(rel.rsplit('/').next()?)).map(str::to_string).collect())
+}
+
+fn has_log(wh: &Warehouse, table: Table) -> Result<bool, QueryError> {
+    Ok(match wh.remote() {
+        None => wh.table(table).join("_delta_log").is_dir(),
+        Some(r) => !r.list(&format!("{}/_delta_log", table.name())).map_err(WarehouseError::from)?.is_empty(),
+    })
 }
 
 /// A table as a lazy frame over its files (from `files`).

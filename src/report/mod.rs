@@ -18,6 +18,7 @@ use crate::contract::schema;
 use crate::error::{Error, Result};
 use polars::prelude::{DataFrame, DataType};
 
+use crate::load::location::Location;
 use crate::query::{self, Reader};
 use charts::BoxStats;
 
@@ -118,7 +119,7 @@ fn score_bins(score: &str) -> String {
 }
 
 /// Reads what the report shows: every aggregate is computed by polars' streaming engine as it scans.
-pub fn gather(warehouse: &Path) -> Result<ReportData> {
+pub fn gather(warehouse: &Location) -> Result<ReportData> {
     let reader = Reader::open(warehouse)?;
     let mut d = ReportData::default();
 
@@ -162,7 +163,7 @@ pub fn gather(warehouse: &Path) -> Result<ReportData> {
 }
 
 /// Writes the report; returns the number of charts.
-pub fn write_html(warehouse: &Path, out: &Path) -> Result<usize> {
+pub fn write_html(warehouse: &Location, out: &Path) -> Result<usize> {
     let data = gather(warehouse)?;
     let (html, charts) = page::render(warehouse, &data);
     std::fs::write(out, html).map_err(Error::io(format!("{}: cannot write the report", out.display())))?;
@@ -186,7 +187,7 @@ mod tests {
     #[test]
     fn every_chart_query_aggregates_as_it_scans() {
         let dir = testdata::warehouse(&[(Some("a"), Some(0.5)), (None, None)]);
-        let reader = Reader::open(dir.path()).unwrap();
+        let reader = Reader::open(&dir.path().into()).unwrap();
         let mut queries = vec![REJECT_REASONS, DUPLICATES, POSTS, COMPLETENESS_BINS, ISSUE_CODES, topics::TOPICS]
             .into_iter()
             .map(String::from)

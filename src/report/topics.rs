@@ -146,7 +146,7 @@ mod tests {
         let posts = testdata::posts();
         let refs: Vec<(Option<&str>, Option<f64>)> = posts.iter().map(|(t, v)| (t.as_deref(), *v)).collect();
         let dir = testdata::warehouse(&refs);
-        let (boxes, topics) = topic_boxes(&Reader::open(dir.path()).unwrap()).unwrap();
+        let (boxes, topics) = topic_boxes(&Reader::open(&dir.path().into()).unwrap()).unwrap();
         assert_eq!(topics, 20);
         let want = expected(&posts);
         let labels = |b: &[BoxStats]| b.iter().map(|b| b.label.clone()).collect::<Vec<_>>();
@@ -165,7 +165,7 @@ mod tests {
     #[test]
     fn no_engine_node_holds_the_posts_rows() {
         let dir = testdata::warehouse(&[(Some("a"), Some(0.5)), (None, Some(0.25))]);
-        let reader = Reader::open(dir.path()).unwrap();
+        let reader = Reader::open(&dir.path().into()).unwrap();
         let top = reader.sql(TOPICS).unwrap().head(Some(TOP_TOPICS));
         let boxes = top.height() + 2;
         let plan = Plan::of(&box_stats(value_counts(reader.table("posts").unwrap(), top), boxes));

@@ -17,7 +17,6 @@ mod session;
 pub mod summary;
 mod writer;
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 pub use extraction::effective_threads;
@@ -32,13 +31,17 @@ use session::{now_micros, Session};
 
 use crate::error::Result;
 use crate::extract::split::DEFAULT_MAX_PAGE_BYTES;
+use crate::load::index::segment::IndexError;
+use crate::load::location::Location;
 use crate::pipeline::Pipeline;
 
 /// After a commit: adopts the run's index segment and merges what the index's levels call for. The
 /// run is committed already: a failure is a warning, and the next run repairs the index.
 fn settle_index(wh: &crate::load::warehouse::Warehouse, run_id: &str) {
     let clock = Instant::now();
-    match crate::load::index::settle(&wh.index_dir(), run_id) {
+    let settled = crate::load::index::settle(&wh.index_dir(), run_id)
+        .and_then(|m| wh.index_up().map(|()| m).map_err(|e| IndexError { path: e.path.clone(), what: e.to_string() }));
+    match settled {
         Ok(m) if m.steps > 0 => tracing::info!(
             "index: merged {} files ({:.1} MB) into {} in {:.2} s",
             m.files_in,
@@ -54,8 +57,8 @@ fn settle_index(wh: &crate::load::warehouse::Warehouse, run_id: &str) {
 /// Settings of a run (import or replay).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// The warehouse folder (created if missing).
-    pub warehouse: PathBuf,
+    /// The warehouse (created if missing).
+    pub warehouse: Location,
     /// Threads the run works on (0 = one per core; 1 runs everything on the calling thread).
     pub threads: usize,
     /// Wait for another run's lock instead of failing.
@@ -66,7 +69,7 @@ pub struct RunOptions {
 
 impl RunOptions {
     /// Options with defaults for everything but the warehouse.
-    pub fn new(warehouse: impl Into<PathBuf>) -> Self {
+    pub fn new(warehouse: impl Into<Location>) -> Self {
         RunOptions { warehouse: warehouse.into(), threads: 0, wait: false, max_page_bytes: DEFAULT_MAX_PAGE_BYTES }
     }
 }

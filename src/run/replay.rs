@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::extract::record::RejectReason;
 use crate::extract::split::{PageSplitter, RawPage};
 use crate::load::parquet::TableWriter;
-use crate::load::warehouse::Warehouse;
+use crate::load::warehouse::{TableFile, Warehouse};
 use crate::pipeline::Pipeline;
 
 /// Reject rows read at once (raw pages can be large): one chunk of the extractor.
@@ -69,23 +69,24 @@ pub fn replay(p: &Pipeline, opts: &RunOptions, progress: &Progress) -> Result<Ru
     Warehouse::open(&opts.warehouse)?;
     let mut run = Run::begin(p, opts, clock)?;
     run.router.summary.replay = true;
-    let files: Vec<(String, std::path::PathBuf)> = run
+    let files: Vec<TableFile> = run
         .session
         .wh
         .table_files(Table::Rejects)?
         .into_iter()
-        .filter(|(id, _)| run.session.finished.contains(id))
+        .filter(|f| run.session.finished.contains(&f.run))
         .collect();
-    let size = |path: &Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    progress.start(&run.session.run_id, files.iter().map(|(_, path)| size(path)).sum());
+    progress.start(&run.session.run_id, files.iter().map(|f| f.size).sum());
     let mut replaced: Vec<(String, u64)> = Vec::new();
-    for (old_id, path) in &files {
-        let name = path.display().to_string();
-        progress.file(&name, size(path));
+    for f in &files {
+        let (old_id, size) = (&f.run, f.size);
+        let name = run.session.wh.file_shown(Table::Rejects, &f.rel);
+        let path = run.session.wh.local_copy(Table::Rejects, &f.rel, f.size)?;
+        progress.file(&name, size);
         let file_clock = Instant::now();
         let before = run.router.summary.clone();
         let mut new_version = run.session.commit.replacement_writer(old_id, &p.output)?;
-        let (taken, raw_bytes) = replay_file(p, &mut run, path, &mut new_version, progress)?;
+        let (taken, raw_bytes) = replay_file(p, &mut run, &path, &name, &mut new_version, progress)?;
         let kept_rows = new_version.close()?.rows;
         if taken == 0 {
             run.session.commit.discard_replacement(old_id)?;
@@ -93,7 +94,7 @@ pub fn replay(p: &Pipeline, opts: &RunOptions, progress: &Progress) -> Result<Ru
             replaced.push((old_id.clone(), kept_rows));
         }
         run.router.summary.bytes_read += raw_bytes;
-        progress.advance(size(path), run.router.summary.pages);
+        progress.advance(size, run.router.summary.pages);
         progress.file_done(&name, &file_counts(&before, &run.router.summary, raw_bytes, file_clock));
     }
     run.finish(&[REPLAY_INPUT.to_string()], &[], &replaced, progress)
@@ -105,10 +106,11 @@ fn replay_file(
     p: &Pipeline,
     run: &mut Run,
     path: &Path,
+    name: &str,
     kept: &mut TableWriter,
     progress: &Progress,
 ) -> Result<(u64, u64)> {
-    let name = path.display().to_string();
+    let name = name.to_string();
     let bad = |e: parquet::errors::ParquetError| Error::stage(format!("{name}: cannot read"))(e);
     let file = File::open(path).map_err(Error::io(format!("{name}: cannot open")))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)

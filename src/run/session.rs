@@ -2,13 +2,13 @@
 //! every post of the finished runs, its run id and its staging folder.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::Result;
 use crate::load::commit::{RunCommit, RunLock};
 use crate::load::index::{Index, Repairs};
+use crate::load::location::Location;
 use crate::load::warehouse::{Cleanup, Warehouse};
 
 /// A run's hold on its warehouse, from the lock to the commit.
@@ -33,7 +33,7 @@ pub(crate) struct Session {
 impl Session {
     /// Locks the warehouse (creating it if needed), cleans up after a crashed run, opens (and
     /// repairs) the index of the finished runs' hashes and picks the run id.
-    pub fn begin(warehouse: &Path, wait: bool) -> Result<Session> {
+    pub fn begin(warehouse: &Location, wait: bool) -> Result<Session> {
         let wh = Warehouse::create(warehouse)?;
         let lock = RunLock::acquire(&wh, wait)?;
         let finished = wh.finished_runs()?;
@@ -46,7 +46,7 @@ impl Session {
         while finished.contains(&run_id) {
             run_id.push('x');
         }
-        let mut commit = RunCommit::begin(&wh, &run_id, &date_of(started))?;
+        let mut commit = RunCommit::begin(&wh, &lock, &run_id, &date_of(started))?;
         commit.sync_in_background()?;
         Ok(Session { wh, lock, finished, cleaned, index, started, run_id, commit })
     }

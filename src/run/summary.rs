@@ -1,8 +1,8 @@
 //! What a run did: its counts, the summary printed at its end, its `--report-json`, its row of the
 //! `runs` table, and its exit code.
 
+use crate::load::location::Location;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -57,10 +57,10 @@ impl RunSummary {
     }
 
     /// The run report written by `--report-json`.
-    pub fn report(&self, warehouse: &Path) -> serde_json::Value {
+    pub fn report(&self, warehouse: &Location) -> serde_json::Value {
         serde_json::json!({
             "run_id": self.run_id,
-            "warehouse": warehouse.display().to_string(),
+            "warehouse": warehouse.to_string(),
             "status": self.status(),
             "files": self.files,
             "files_skipped": self.files_skipped,

@@ -30,6 +30,7 @@ pub mod segment;
 use std::path::{Path, PathBuf};
 
 pub use compact::{Merged, Policy};
+pub use manifest::FILE as MANIFEST;
 use manifest::{FileEntry, Manifest};
 pub use repair::Repairs;
 use segment::{IndexError, Segment};

@@ -118,7 +118,7 @@ proptest! {
         runs in prop::collection::vec((prop::collection::vec(0..UNIVERSE, 0..60), end()), 1..14)
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let wh = Warehouse::create(&dir.path().join("wh")).unwrap();
+        let wh = Warehouse::create(&dir.path().join("wh").into()).unwrap();
         let mut finished = BTreeSet::new();
         let mut truth = BTreeMap::new();
         for (n, (keys, end)) in runs.iter().enumerate() {
@@ -135,7 +135,7 @@ proptest! {
 #[test]
 fn many_runs_make_several_levels_that_still_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let wh = Warehouse::create(&dir.path().join("wh")).unwrap();
+    let wh = Warehouse::create(&dir.path().join("wh").into()).unwrap();
     let (mut finished, mut truth) = (BTreeSet::new(), BTreeMap::new());
     for n in 0..14 {
         let keys: Vec<u32> = (0..40).map(|i| (n * 17 + i * 7) % UNIVERSE).collect();

@@ -14,7 +14,7 @@ use super::run_keys::{RunKeys, SPILL_HASHES};
 use super::segment::{IndexError, Segment};
 use super::{entry_of, run_file, run_of, Index};
 use crate::contract::Table;
-use crate::load::warehouse::Warehouse;
+use crate::load::warehouse::{TableFile, Warehouse};
 use crate::transform::dedupe::PackedHash;
 
 /// What opening the index found and did, for the run's log.
@@ -37,8 +37,13 @@ fn io(path: &Path, doing: &str, e: std::io::Error) -> IndexError {
 impl Index {
     /// Opens the index of `wh` for a run, repairing it first; `finished` are the runs with a `runs`
     /// row. Must run under the warehouse lock.
+    /// A remote warehouse's index is copied into the local folder first and what the repair
+    /// changed is uploaded after it.
     pub fn open(wh: &Warehouse, finished: &BTreeSet<String>) -> Result<(Index, Repairs), IndexError> {
         let dir = wh.index_dir();
+        let remote =
+            |e: crate::load::warehouse::WarehouseError| IndexError { path: e.path.clone(), what: e.to_string() };
+        wh.index_down().map_err(remote)?;
         fs::create_dir_all(&dir).map_err(|e| io(&dir, "cannot create the index folder", e))?;
         let mut rep = Repairs::default();
         let mut m = match Manifest::read(&dir) {
@@ -56,7 +61,12 @@ impl Index {
         let index = loop {
             for (run, files) in &posts {
                 if !m.runs.contains(run) {
-                    rebuild(&dir, run, files)?;
+                    let paths = files
+                        .iter()
+                        .map(|f| wh.local_copy(Table::Posts, &f.rel, f.size))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(remote)?;
+                    rebuild(&dir, run, &paths)?;
                     if dir.join(run_file(run)).exists() {
                         adopt(&dir, &mut m, run)?;
                     } else {
@@ -70,7 +80,12 @@ impl Index {
                 written = m.clone();
             }
             match Index::from_manifest(&dir, &m) {
-                Ok(index) => break index,
+                Ok(index) => {
+                    if rep != Repairs::default() {
+                        wh.index_up().map_err(remote)?;
+                    }
+                    break index;
+                }
                 Err(e) => drop_damaged(&dir, &mut m, e, &mut rep)?,
             }
         };
@@ -152,14 +167,14 @@ fn adopt(dir: &Path, m: &mut Manifest, run: &str) -> Result<(), IndexError> {
 }
 
 /// The posts files of each finished run.
-fn posts_by_run(wh: &Warehouse, finished: &BTreeSet<String>) -> Result<BTreeMap<String, Vec<PathBuf>>, IndexError> {
-    let mut out: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+fn posts_by_run(wh: &Warehouse, finished: &BTreeSet<String>) -> Result<BTreeMap<String, Vec<TableFile>>, IndexError> {
+    let mut out: BTreeMap<String, Vec<TableFile>> = BTreeMap::new();
     let files = wh
         .table_files(Table::Posts)
         .map_err(|e| IndexError { path: wh.table(Table::Posts), what: format!("cannot list posts files: {e}") })?;
-    for (run, path) in files {
-        if finished.contains(&run) {
-            out.entry(run).or_default().push(path);
+    for f in files {
+        if finished.contains(&f.run) {
+            out.entry(f.run.clone()).or_default().push(f);
         }
     }
     Ok(out)
