@@ -11,6 +11,8 @@ PROFILE ?= dev
 PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.installed
+DUCK14 := .venv-duckdb14
+DUCK14_STAMP := $(DUCK14)/.installed
 
 .PHONY: import test check build lint fmt-check unit py venv clean bench bench-stages nightly report fuzz
 
@@ -38,11 +40,17 @@ $(VENV_STAMP): tests/py/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/py/requirements.txt
 	touch $@
 
-venv: $(VENV_STAMP)
+$(DUCK14_STAMP): tests/py/requirements-duckdb14.txt
+	$(PYTHON) -m venv $(DUCK14)
+	$(DUCK14)/bin/pip install --quiet --disable-pip-version-check -r tests/py/requirements-duckdb14.txt
+	touch $@
 
-py: build $(VENV_STAMP)
+venv: $(VENV_STAMP) $(DUCK14_STAMP)
+
+py: build $(VENV_STAMP) $(DUCK14_STAMP)
 	tests/browser/ensure-chromium.sh >/dev/null
-	QUARRY_BIN=$(CURDIR)/target/debug/quarry $(VENV)/bin/python -m pytest -q tests/py
+	QUARRY_BIN=$(CURDIR)/target/debug/quarry QUARRY_DUCKDB14_PYTHON=$(CURDIR)/$(DUCK14)/bin/python \
+	$(VENV)/bin/python -m pytest -q tests/py
 
 test: fmt-check lint unit py
 
@@ -80,5 +88,5 @@ bench-stages:
 	$(CARGO) bench --bench stages
 
 clean:
-	rm -rf $(WAREHOUSE) $(VENV)
+	rm -rf $(WAREHOUSE) $(VENV) $(DUCK14)
 	$(CARGO) clean

@@ -85,7 +85,7 @@ enum Command {
         pipeline: Option<PathBuf>,
         /// Warehouse: a folder, file://…, or s3://bucket/prefix (created if missing).
         #[arg(long, default_value = DEFAULT_WAREHOUSE)]
-        output: Location,
+        output: String,
         #[command(flatten)]
         run: RunArgs,
         /// Write the run's summary as JSON to this file.
@@ -131,7 +131,7 @@ enum Command {
     /// Run polars SQL over the tables posts, rejects, duplicates and runs (finished runs only).
     Query {
         /// Warehouse: a folder, file://…, or s3://bucket/prefix.
-        warehouse: Location,
+        warehouse: String,
         /// One SQL statement, e.g. "SELECT topic, count(*) AS n FROM posts GROUP BY topic".
         sql: String,
         /// Print CSV (header row; null is an empty field).
@@ -144,7 +144,7 @@ enum Command {
     /// Write a self-contained HTML page of charts about the warehouse.
     Report {
         /// Warehouse: a folder, file://…, or s3://bucket/prefix.
-        warehouse: Location,
+        warehouse: String,
         /// The HTML file to write.
         #[arg(long)]
         html: PathBuf,
@@ -152,7 +152,7 @@ enum Command {
     /// Create a warehouse's tables (four empty Delta tables) before any run writes into it.
     Init {
         /// Warehouse: a folder, file://…, or s3://bucket/prefix.
-        warehouse: Location,
+        warehouse: String,
     },
     /// Validate a pipeline file (default: the built-in alphanode pipeline).
     Check {
@@ -168,7 +168,7 @@ enum RejectsCommand {
     /// parse move into posts (or duplicates), the rest stay.
     Replay {
         /// Warehouse: a folder, file://…, or s3://bucket/prefix.
-        warehouse: Location,
+        warehouse: String,
         /// Pipeline file, the fixed one (default: the built-in alphanode pipeline).
         #[arg(long)]
         pipeline: Option<PathBuf>,
@@ -185,8 +185,14 @@ fn pipeline(file: Option<&Path>) -> Result<Pipeline, Error> {
     })
 }
 
-fn run_options(warehouse: Location, run: &RunArgs) -> RunOptions {
-    RunOptions { wait: run.wait, threads: run.threads, ..RunOptions::new(warehouse) }
+fn run_options(warehouse: &str, run: &RunArgs) -> Result<RunOptions, Error> {
+    Ok(RunOptions { wait: run.wait, threads: run.threads, ..RunOptions::new(location(warehouse)?) })
+}
+
+/// A warehouse argument as a location. Parsed here rather than by clap, whose error would repeat
+/// the argument as given, credentials and all.
+fn location(arg: &str) -> Result<Location, Error> {
+    arg.parse::<Location>().map_err(|e| Error::Usage(e.to_string()))
 }
 
 fn gen(opts: quarry::gen::GenOptions) -> Result<Exit, Error> {
@@ -248,15 +254,16 @@ fn run(cli: Cli) -> Result<Exit, Error> {
                 quarry::query::Format::Table
             };
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            quarry::query::query(&warehouse, &sql, format, &mut out)?;
+            quarry::query::query(&location(&warehouse)?, &sql, format, &mut out)?;
             Ok(Exit::Ok)
         }
         Command::Report { warehouse, html } => {
-            let charts = quarry::report::write_html(&warehouse, &html)?;
+            let charts = quarry::report::write_html(&location(&warehouse)?, &html)?;
             eprintln!("quarry report: {} charts into {}", charts, html.display());
             Ok(Exit::Ok)
         }
         Command::Init { warehouse } => {
+            let warehouse = location(&warehouse)?;
             quarry::load::commit::init(&warehouse)?;
             eprintln!("quarry init: {warehouse}: tables {} (Delta Lake)", quarry::contract::Table::names());
             Ok(Exit::Ok)
@@ -268,7 +275,7 @@ fn run(cli: Cli) -> Result<Exit, Error> {
         }
         Command::Rejects { command: RejectsCommand::Replay { warehouse, pipeline: file, run } } => {
             let p = pipeline(file.as_deref())?;
-            let opts = run_options(warehouse, &run);
+            let opts = run_options(&warehouse, &run)?;
             let summary = quarry::run::replay(&p, &opts, &Progress::for_cli(run.quiet, run.verbose))?;
             if !run.quiet {
                 eprint!("{}", summary.render());
@@ -280,7 +287,7 @@ fn run(cli: Cli) -> Result<Exit, Error> {
                 return Err(Error::Usage(format!("--max-reject-ratio {r}: expected a share between 0 and 1")));
             }
             let p = pipeline(file.as_deref())?;
-            let opts = run_options(output, &run);
+            let opts = run_options(&output, &run)?;
             let summary = quarry::run::import(&p, &opts, &inputs, &Progress::for_cli(run.quiet, run.verbose))?;
             after_import(&summary, &opts, run.quiet, report_json.as_deref(), max_reject_ratio)
         }

@@ -8,6 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import s3  # noqa: E402
 import warehouse as whr  # noqa: E402
 
 FIXTURE_CORPUS = "tests/fixtures/corpus"
@@ -66,3 +67,21 @@ def fixture_warehouse(fixture_corpus, quarry_binary, tmp_path_factory):
         rc, out, err = whr.run_import(wh, fixture_corpus.batch(b))
         assert rc == 0, f"import of batch-{b}: exit {rc}\n{err}"
     return wh
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """The local S3 endpoint (moto behind one lock) for the whole session, on 127.0.0.1; quarry and
+    every reader get its settings from the AWS variables, and a working folder of their own."""
+    work = tmp_path_factory.mktemp("s3-server")
+    server = s3.S3Server.start(work)
+    saved = {k: os.environ.get(k) for k in (*server.env, "QUARRY_CACHE_DIR")}
+    os.environ.update(server.env)
+    os.environ["QUARRY_CACHE_DIR"] = str(work / "quarry-cache")
+    yield server
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
