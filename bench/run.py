@@ -143,13 +143,13 @@ class Bench:
         self.python = a.python or sys.executable
 
     def import_(self, label: str, inputs: list[str], warehouse: str, threads: int | None = None,
-                fresh: bool = True) -> Run:
-        if fresh:
+                fresh: bool = True, env=None) -> Run:
+        if fresh and "://" not in warehouse:
             rmtree(warehouse)
         cmd = [self.quarry, "import", "--pipeline", self.pipeline, "--output", warehouse]
         if threads:
             cmd += ["--threads", str(threads)]
-        r = measure(label, cmd + inputs, self.logs)
+        r = measure(label, cmd + inputs, self.logs, env=env)
         r.counts = summary(r.log)
         return r
 
@@ -167,6 +167,32 @@ class Bench:
         r.label = label
         r.all = runs
         rmtree(os.path.join(self.workdir, "wh"))
+        return r
+
+    def s3_runs(self, label: str, corpus: Corpus, repeat: int) -> Run:
+        """`quarry_runs` into a new s3:// prefix each time, on moto's server on 127.0.0.1 (the tests'
+        `s3server.py`), each run from an empty working folder (a stateless importer)."""
+        sys.path.insert(0, os.path.join(REPO, "tests", "py"))
+        import s3
+        work = os.path.join(self.workdir, "s3")
+        rmtree(work)
+        os.makedirs(work)
+        from pathlib import Path
+        server = s3.S3Server.start(Path(work))
+        try:
+            runs = []
+            for i in range(repeat):
+                warm(corpus.files)
+                cache = os.path.join(work, f"cache-{i}")
+                env = dict(os.environ, **server.env, QUARRY_CACHE_DIR=cache)
+                runs.append(self.import_(f"{label} #{i + 1}", [corpus.path], server.new_warehouse("bench"), env=env))
+                rmtree(cache)
+        finally:
+            server.stop()
+        runs.sort(key=lambda r: r.seconds)
+        r = runs[len(runs) // 2]
+        r.rss_kib = sorted(x.rss_kib for x in runs)[len(runs) // 2]
+        r.label, r.all = label, runs
         return r
 
     # ---- the 1,000,000-post warehouse, cached between runs --------------------------------
@@ -304,6 +330,9 @@ def main():
     ap.add_argument("--new-pages", type=int, default=10_000, help="pages imported into the prefilled warehouse")
     ap.add_argument("--rebuild-prefill", action="store_true", help="regenerate the cached prefilled warehouse")
     ap.add_argument("--skip-alternatives", action="store_true", help="quarry only")
+    ap.add_argument("--before-mbps", type=float, default=367.7,
+                    help="quarry's 1x MB/s before the tables were Delta tables (bench/results.md of issue 11: "
+                         "367.7); the local Delta case is checked against it (0: no check)")
     ap.add_argument("--results", default=None, help="markdown file to write (default bench/results.md unless --quick)")
     ap.add_argument("--skip-scale", action="store_true", help="leave out the scale section (its part of the results file stays)")
     ap.add_argument("--scale-only", action="store_true", help="only the scale section (the rest of the results file stays)")
@@ -371,6 +400,8 @@ def run_all(b: Bench, a, size_mb: float, repeat: int, prefill_pages: int) -> str
 
     print("bench: quarry on the 1x corpus", flush=True)
     q1 = b.quarry_runs("quarry 1x", base, repeat=repeat)
+    print("bench: quarry on the 1x corpus into s3:// (moto on 127.0.0.1)", flush=True)
+    qs3 = b.s3_runs("quarry 1x s3", base, repeat=repeat)
     alts = []
     if not a.skip_alternatives:
         print("bench: Python script on the 1x corpus", flush=True)
@@ -387,7 +418,7 @@ def run_all(b: Bench, a, size_mb: float, repeat: int, prefill_pages: int) -> str
     print(f"bench: {new.pages:,} new pages into an empty and into a {prefill_pages:,}-post warehouse", flush=True)
     d_empty, d_full = b.dedupe_check(new, prefill_pages, repeat)
 
-    rows = [("quarry", "1x", base, q1, q1)]
+    rows = [("quarry", "1x", base, q1, q1), ("quarry → s3:// (moto, 127.0.0.1)", "1x", base, qs3, q1)]
     rows += [(r.label, "1x", base, r, q1) for r in alts]
     rows += [("quarry", "4x", big, q4, q4),
              ("quarry --threads 1", "4x", big, t1, q4),
@@ -437,6 +468,12 @@ def run_all(b: Bench, a, size_mb: float, repeat: int, prefill_pages: int) -> str
                         dr < GOAL_DEDUPE,
                         f"{d_empty.seconds:.2f} s vs {d_full.seconds:.2f} s = {dr:.2f}× (imported "
                         f"{cnt.get('imported')}, duplicates {cnt.get('duplicates')}){prefill_note}"))
+    if a.before_mbps:
+        now = base.mb / q1.seconds
+        checks.append(check("1x into a local Delta warehouse within 10% of the MB/s before Delta",
+                            now >= a.before_mbps * 0.9,
+                            f"{now:,.0f} MB/s vs {a.before_mbps:,.0f} MB/s ({now / a.before_mbps - 1:+.1%}); "
+                            f"into s3:// {base.mb / qs3.seconds:,.0f} MB/s"))
     out += ["## Goals", ""] + checks
     if hasattr(b, "prefill_run"):
         c, r = b.prefill_run

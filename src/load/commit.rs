@@ -278,8 +278,10 @@ fn lease_body(ttl: std::time::Duration) -> Vec<u8> {
 
 impl Lease {
     fn acquire(r: &Remote, location: &super::location::Location, wait: bool) -> Result<Lease, CommitError> {
-        let ttl = lease_ttl();
-        let shown = PathBuf::from(location.to_string());
+        Lease::acquire_for(r, PathBuf::from(location.to_string()), wait, lease_ttl())
+    }
+
+    fn acquire_for(r: &Remote, shown: PathBuf, wait: bool, ttl: std::time::Duration) -> Result<Lease, CommitError> {
         loop {
             let started = std::time::Instant::now();
             if let Some(tag) = r.put_new(LOCK_KEY, lease_body(ttl))? {
@@ -450,11 +452,11 @@ fn log_delta(synced: &Synced) {
 /// `sync_delta` for one table. A file to roll forward has its footer read for the statistics (a
 /// remote one is copied into the working folder first).
 pub fn sync_delta_table(wh: &Warehouse, table: Table) -> Result<delta::Synced, CommitError> {
-    let files: Vec<(String, u64)> = wh.table_files(table)?.into_iter().map(|f| (f.rel, f.size)).collect();
+    let listed = wh.table_files(table)?;
+    let files: Vec<(String, u64)> = listed.iter().map(|f| (f.rel.clone(), f.size)).collect();
     let add_of = |rel: &str, size: u64| {
-        let path = wh
-            .local_copy(table, rel, size)
-            .map_err(|e| DeltaError { table: table.to_string(), what: e.to_string() })?;
+        let f = listed.iter().find(|f| f.rel == rel).expect("a listed file");
+        let path = wh.local_copy(table, f).map_err(|e| DeltaError { table: table.to_string(), what: e.to_string() })?;
         delta::add_for(&DiskFile { rel: rel.to_string(), path, size })
     };
     Ok(delta::sync(&wh.table_url(table)?, table, &files, add_of)?)
@@ -740,3 +742,64 @@ impl RunCommit {
 #[cfg(test)]
 #[path = "commit_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod lease_tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn lock(r: &Remote, ttl_ms: u64) -> Result<Lease, CommitError> {
+        Lease::acquire_for(r, "s3://test/wh".into(), false, Duration::from_millis(ttl_ms))
+    }
+
+    fn body(r: &Remote) -> LeaseBody {
+        serde_json::from_slice(&r.get(LOCK_KEY).unwrap().unwrap().bytes).unwrap()
+    }
+
+    #[test]
+    fn a_lease_keeps_others_out_is_renewed_and_is_released() {
+        let r = Remote::in_memory();
+        let a = lock(&r, 200).unwrap();
+        let first = body(&r).expires_ms;
+        let e = lock(&r, 200).unwrap_err().to_string();
+        assert!(e.contains(&format!("pid {} on", std::process::id())) && e.contains("lease renewed until"), "{e}");
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(body(&r).expires_ms > first, "renewed every quarter of the lease");
+        let guard = LockGuard(Some((a.state.clone(), a.shown.clone())));
+        guard.check().unwrap();
+        drop(a);
+        assert!(r.get(LOCK_KEY).unwrap().is_none(), "released");
+        lock(&r, 200).unwrap();
+    }
+
+    #[test]
+    fn a_lease_taken_over_fails_the_check_and_is_not_released_by_its_old_holder() {
+        let r = Remote::in_memory();
+        let a = lock(&r, 200).unwrap();
+        let guard = LockGuard(Some((a.state.clone(), a.shown.clone())));
+        let other = LeaseBody { host: "elsewhere".into(), pid: 7, expires_ms: i64::MAX / 2 };
+        r.put(LOCK_KEY, serde_json::to_vec(&other).unwrap()).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let e = guard.check().unwrap_err();
+        assert!(e.to_string().contains("pid 7 on elsewhere took it over"), "{e}");
+        assert!(matches!(e, CommitError::Locked(LockedError { lost: true, .. })));
+        drop(a);
+        assert_eq!(body(&r).host, "elsewhere", "the new holder's lock stays");
+    }
+
+    #[test]
+    fn an_ended_lease_or_one_of_a_gone_process_here_is_taken_over() {
+        let r = Remote::in_memory();
+        let ended = LeaseBody { host: "elsewhere".into(), pid: 7, expires_ms: 0 };
+        r.put(LOCK_KEY, serde_json::to_vec(&ended).unwrap()).unwrap();
+        drop(lock(&r, 10_000).unwrap());
+        // pid 0 is never a user process here: `kill(0, 0)` would signal our group, so use a
+        // number far above pid_max.
+        let gone = LeaseBody { host: host_name(), pid: 0x3fff_ffff, expires_ms: i64::MAX / 2 };
+        r.put(LOCK_KEY, serde_json::to_vec(&gone).unwrap()).unwrap();
+        drop(lock(&r, 10_000).unwrap());
+        let live = LeaseBody { host: "elsewhere".into(), pid: 7, expires_ms: i64::MAX / 2 };
+        r.put(LOCK_KEY, serde_json::to_vec(&live).unwrap()).unwrap();
+        assert!(matches!(lock(&r, 10_000), Err(CommitError::Locked(LockedError { lost: false, .. }))));
+    }
+}

@@ -186,6 +186,13 @@ impl Remote {
         Ok(Remote { bucket: bucket.to_string(), prefix: prefix.to_string(), store: Arc::new(store) })
     }
 
+    /// A remote in memory (the unit tests' bucket).
+    #[cfg(test)]
+    pub(crate) fn in_memory() -> Remote {
+        let store = Arc::new(object_store::memory::InMemory::new());
+        Remote { bucket: "test".into(), prefix: "wh".into(), store }
+    }
+
     fn key(&self, rel: &str) -> Key {
         if self.prefix.is_empty() {
             Key::from(rel)
@@ -320,14 +327,19 @@ impl Remote {
     /// Every object under `rel_prefix` (a folder: `runs`, `_quarry/index`), as (key relative to
     /// the warehouse, size), sorted by key.
     pub fn list(&self, rel_prefix: &str) -> Result<Vec<(String, u64)>, RemoteError> {
+        Ok(self.list_versions(rel_prefix)?.into_iter().map(|(k, size, _)| (k, size)).collect())
+    }
+
+    /// `list` with each object's version tag.
+    pub fn list_versions(&self, rel_prefix: &str) -> Result<Vec<(String, u64, Option<String>)>, RemoteError> {
         let key = self.key(rel_prefix);
         let strip = if self.prefix.is_empty() { 0 } else { self.prefix.len() + 1 };
         let listed: Result<Vec<object_store::ObjectMeta>, object_store::Error> =
             self.block(rel_prefix, self.store.list(Some(&key)).try_collect())?;
-        let mut out: Vec<(String, u64)> = listed
+        let mut out: Vec<(String, u64, Option<String>)> = listed
             .map_err(|e| self.fail(rel_prefix, "cannot list", e))?
             .into_iter()
-            .map(|m| (m.location.as_ref().get(strip..).unwrap_or_default().to_string(), m.size))
+            .map(|m| (m.location.as_ref().get(strip..).unwrap_or_default().to_string(), m.size, m.e_tag))
             .collect();
         out.sort();
         Ok(out)

@@ -60,12 +60,14 @@ pub fn run_of_file(name: &str) -> Option<&str> {
 }
 
 /// A data file of a table: the run it belongs to, its path relative to the table (`/` separated,
-/// as the Delta log names it), its size.
+/// as the Delta log names it), its size, and for an object its version tag (a replay rewrites
+/// rejects files in place: the tag tells a copy of the old version from the new one).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TableFile {
     pub run: String,
     pub rel: String,
     pub size: u64,
+    pub version: Option<String>,
 }
 
 /// A warehouse: where it is, the local folder quarry works in, and for a remote one its client.
@@ -345,13 +347,13 @@ impl Warehouse {
         let mut out = Vec::new();
         if let Some(r) = &self.remote {
             let strip = table.name().len() + 1;
-            for (key, size) in r.list(table.name())? {
+            for (key, size, version) in r.list_versions(table.name())? {
                 let rel = &key[strip.min(key.len())..];
                 if rel.starts_with("_delta_log/") {
                     continue;
                 }
                 if let Some(run) = rel.rsplit('/').next().and_then(run_of_file) {
-                    out.push(TableFile { run: run.to_string(), rel: rel.to_string(), size });
+                    out.push(TableFile { run: run.to_string(), rel: rel.to_string(), size, version });
                 }
             }
             out.sort();
@@ -373,7 +375,7 @@ impl Warehouse {
                     stack.push(p);
                 } else if let Some(id) = e.file_name().to_str().and_then(run_of_file) {
                     let size = e.metadata().map_err(io_err(&p, "cannot stat"))?.len();
-                    out.push(TableFile { run: id.to_string(), rel: self.rel_of(table, &p), size });
+                    out.push(TableFile { run: id.to_string(), rel: self.rel_of(table, &p), size, version: None });
                 }
             }
         }
@@ -382,13 +384,19 @@ impl Warehouse {
     }
 
     /// A local path to read a table file at: the file itself, or for a remote warehouse a copy in
-    /// the working folder (downloaded unless one of its size is there already; table files are
-    /// written once under names of their own, a replay's swap changes the size of what it swaps).
-    pub fn local_copy(&self, table: Table, rel: &str, size: u64) -> Result<PathBuf, WarehouseError> {
-        let path = self.table(table).join(rel);
+    /// the working folder, downloaded unless the copy there is of the same size and version (kept
+    /// beside it in `<name>.version`).
+    pub fn local_copy(&self, table: Table, f: &TableFile) -> Result<PathBuf, WarehouseError> {
+        let path = self.table(table).join(&f.rel);
         if let Some(r) = &self.remote {
-            if fs::metadata(&path).map(|m| m.len()).ok() != Some(size) {
-                r.download(&format!("{}/{rel}", table.name()), &path)?;
+            let tag = path.with_extension("parquet.version");
+            let version = f.version.as_deref().unwrap_or("");
+            let fresh = fs::metadata(&path).map(|m| m.len()).ok() == Some(f.size)
+                && fs::read_to_string(&tag).is_ok_and(|v| v == version);
+            if !fresh {
+                let _ = fs::remove_file(&tag);
+                r.download(&format!("{}/{}", table.name(), f.rel), &path)?;
+                fs::write(&tag, version).map_err(io_err(&tag, "cannot keep a copy's version"))?;
             }
         }
         Ok(path)

@@ -29,19 +29,38 @@ use crate::transform::ffi;
 pub fn files(wh: &Warehouse, finished: &BTreeSet<String>, table: Table) -> Result<Vec<PathBuf>, QueryError> {
     let listed: Vec<TableFile> = if has_log(wh, table)? {
         let rows = delta::files(&wh.table_url(table)?)?;
-        rows.into_iter()
-            .filter_map(|(rel, size)| {
-                let run = run_of_file(rel.rsplit('/').next()?)?.to_string();
-                Some(TableFile { run, rel, size: size as u64 })
-            })
-            .collect()
+        // A remote table's objects, for their version tags (a local one's files need none).
+        let objects: BTreeMap<String, TableFile> = match wh.remote() {
+            Some(_) => wh.table_files(table)?.into_iter().map(|f| (f.rel.clone(), f)).collect(),
+            None => BTreeMap::new(),
+        };
+        let mut out = Vec::new();
+        for (rel, size) in rows {
+            let Some(run) = rel.rsplit('/').next().and_then(run_of_file).map(str::to_string) else { continue };
+            let version = match wh.remote() {
+                None => None,
+                Some(_) => match objects.get(&rel) {
+                    Some(o) => o.version.clone(),
+                    None => {
+                        return Err(WarehouseError {
+                            path: wh.file_shown(table, &rel).into(),
+                            what: "the table's Delta log lists this object, the bucket does not hold it",
+                            source: std::io::ErrorKind::NotFound.into(),
+                        }
+                        .into())
+                    }
+                },
+            };
+            out.push(TableFile { run, rel, size: size as u64, version });
+        }
+        out
     } else {
         wh.table_files(table)?
     };
     // Every runs file is finished by definition; the other tables' files count once their run has one.
     let mut out: Vec<(String, PathBuf)> = Vec::new();
     for f in listed.into_iter().filter(|f| table == Table::Runs || finished.contains(&f.run)) {
-        out.push((f.run, wh.local_copy(table, &f.rel, f.size)?));
+        out.push((f.run.clone(), wh.local_copy(table, &f)?));
     }
     out.sort();
     Ok(out.into_iter().map(|(_, path)| path).collect())

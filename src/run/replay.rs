@@ -81,7 +81,7 @@ pub fn replay(p: &Pipeline, opts: &RunOptions, progress: &Progress) -> Result<Ru
     for f in &files {
         let (old_id, size) = (&f.run, f.size);
         let name = run.session.wh.file_shown(Table::Rejects, &f.rel);
-        let path = run.session.wh.local_copy(Table::Rejects, &f.rel, f.size)?;
+        let path = run.session.wh.local_copy(Table::Rejects, f)?;
         progress.file(&name, size);
         let file_clock = Instant::now();
         let before = run.router.summary.clone();

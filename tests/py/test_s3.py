@@ -236,6 +236,16 @@ def test_s3_an_ended_lease_is_taken_over(fixture_corpus, s3_server, tmp_path_fac
     assert report.ok, report.text()
 
 
+def test_s3_a_run_renews_its_lease_while_it_works(fixture_corpus, s3_server, tmp_path_factory):
+    """With a lease of 0.4 s (renewed every 0.1 s) a whole import keeps its lock and commits."""
+    url = s3_server.new_warehouse("renew")
+    rc, _, err = whr.run_quarry(whr.import_args(url, fixture_corpus.batch(1), quiet=False),
+                                env={"QUARRY_LOCK_TTL": "0.4", **fresh_cache(tmp_path_factory)})
+    assert rc == 0 and "renew" not in err, err
+    assert_same(delta_snapshot_on_s3(s3_server, url), truth_totals(fixture_corpus, 1), "Delta after the run")
+    assert s3_server.get(url, "_quarry/lock") is None, "the lock is released"
+
+
 def test_s3_init_from_four_processes_makes_each_table_once(fixture_corpus, s3_server, tmp_path_factory):
     url = s3_server.new_warehouse("init")
     procs = [subprocess.Popen([str(whr.quarry_bin()), "init", url], stderr=subprocess.PIPE) for _ in range(4)]
@@ -276,6 +286,10 @@ def test_s3_replay_moves_the_fixed_pages(point, fixture_corpus, fixture_warehous
     for b in range(1, fixture_corpus.batches + 1):
         args = ["import", "--pipeline", pipeline, "--output", url, "--quiet", fixture_corpus.batch(b)]
         assert_ran(whr.run_quarry(args), f"broken import of batch {b}")
+    # A reader whose working folder keeps copies of the rejects files from before the replay.
+    reader = fresh_cache(tmp_path_factory)
+    count = "SELECT count(*) AS n FROM rejects"
+    assert whr.run_quarry(["query", url, count, "--csv"], env=reader)[0] == 0
     if point:
         with whr.HeldImport(url, point=point, args=whr.replay_args(url)) as held:
             assert held.wait_held(HOLD_TIMEOUT_S), held.stderr()
@@ -285,3 +299,6 @@ def test_s3_replay_moves_the_fixed_pages(point, fixture_corpus, fixture_warehous
     assert_like_baseline(after, fixture_warehouse)
     assert_delta_like_plain(after)
     assert leftovers(s3_server, url) == []
+    rc, out, err = whr.run_quarry(["query", url, count, "--csv"], env=reader)
+    assert rc == 0, err
+    assert out.splitlines()[1] == str(whr.num_rows(whr.read_table(after, "rejects"))), "a stale copy was read"

@@ -63,7 +63,7 @@ impl Index {
                 if !m.runs.contains(run) {
                     let paths = files
                         .iter()
-                        .map(|f| wh.local_copy(Table::Posts, &f.rel, f.size))
+                        .map(|f| wh.local_copy(Table::Posts, f))
                         .collect::<Result<Vec<_>, _>>()
                         .map_err(remote)?;
                     rebuild(&dir, run, &paths)?;
