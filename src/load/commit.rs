@@ -105,7 +105,7 @@ impl LockedError {
     fn message(&self) -> String {
         if self.lost {
             format!(
-                "warehouse {}: this run's lock lapsed and {} took it over; nothing of this run was committed, run it again",
+                "warehouse {}: this run's lock lapsed and {} took it over before this run's runs row: the run does not count (the next run undoes what it wrote); run it again",
                 self.path.display(),
                 self.holder
             )
@@ -633,8 +633,8 @@ impl RunCommit {
         if hold(CommitStep::Staged) {
             return Ok(());
         }
-        self.lock.check()?;
         for (table, rows) in Table::DATA.into_iter().zip(rows) {
+            self.lock.check()?;
             let first = self.staging.join(part_name(table.name(), 0));
             if rows == 0 {
                 // A table the run adds no rows to gets no file: a rerun adds its runs row and nothing else.
