@@ -13,7 +13,9 @@
 #   QUARRY_PIPELINE       pipeline file (default: the alphanode pipeline built into quarry)
 #   QUARRY_BIN            quarry binary (default: quarry on PATH, else target/release or target/debug here)
 #   QUARRY_LOG            log file, appended to (default: $QUARRY_WAREHOUSE/_quarry/nightly.log)
-#   QUARRY_WAIT           yes (default): wait for a run holding the lock; no: exit 3 at once
+#   QUARRY_WAIT           yes (default): wait as long as another run holds the lock (runs hold it
+#                         only to recover and to commit); no: give up after QUARRY_LOCK_WAIT
+#                         seconds (default 1800) with exit 3
 #   QUARRY_REPORT_HTML    optional: write `quarry report` there after each run that finished
 #   QUARRY_REPORT_JSON    optional: passed as --report-json when quarry import supports it
 #   QUARRY_MAX_REJECT_RATIO optional: passed as --max-reject-ratio when quarry import supports it
@@ -102,7 +104,7 @@ case $rc in
     0) what="ok" ;;
     1) what="I/O error: nothing was committed" ;;
     2) what="configuration error" ;;
-    3) what="locked: another run holds the warehouse" ;;
+    3) what="locked: another run got in the way (lock not free in time, lease lapsed, or the same files imported meanwhile); nothing of this run counts, run it again" ;;
     4) what="finished, but some input files were unreadable to their end" ;;
     5) what="finished, but the share of rejected pages exceeds QUARRY_MAX_REJECT_RATIO" ;;
     *) what="quarry import exited $rc" ;;

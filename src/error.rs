@@ -24,7 +24,8 @@ pub enum Exit {
     Failed = 1,
     /// A bad command line, pipeline file or query.
     Config = 2,
-    /// Another run holds the warehouse lock.
+    /// Another run got in the way: the warehouse lock was not free in time, this run's lease lapsed,
+    /// or another run imported the same files meanwhile. Nothing of this run counts: run it again.
     Locked = 3,
     /// The run finished, but some input could not be read to its end (see `rejects`).
     BadInput = 4,
@@ -89,6 +90,10 @@ pub enum Error {
     /// A thread of the run stopped without a result (it panicked or could not start).
     #[error("{0}")]
     Thread(String),
+    /// Another run got in this one's way (it imported the same files meanwhile): nothing of this
+    /// run counts; running it again does the rest.
+    #[error("{0}")]
+    Raced(String),
 }
 
 impl Error {
@@ -96,7 +101,7 @@ impl Error {
     pub fn exit_code(&self) -> Exit {
         match self {
             Error::Usage(_) | Error::Config(_) | Error::Query(_) => Exit::Config,
-            Error::Locked(_) => Exit::Locked,
+            Error::Locked(_) | Error::Raced(_) => Exit::Locked,
             Error::Input(_)
             | Error::Warehouse(_)
             | Error::Write(_)
@@ -132,6 +137,7 @@ impl From<CommitError> for Error {
             CommitError::Warehouse(e) => Error::Warehouse(e),
             CommitError::Write(e) => Error::Write(e),
             CommitError::Delta(e) => Error::Delta(e),
+            CommitError::Index(e) => Error::Index(e),
         }
     }
 }

@@ -91,6 +91,10 @@ enum Command {
         /// Write the run's summary as JSON to this file.
         #[arg(long, value_name = "FILE")]
         report_json: Option<PathBuf>,
+        /// Import only this worker's share of the inputs, I of N (I from 0): each file goes to one
+        /// shard, by its path below the input folder (e.g. --shard $JOB_COMPLETION_INDEX/4).
+        #[arg(long, value_name = "I/N")]
+        shard: Option<quarry::extract::read::Shard>,
         /// Exit with code 5 when the share of rejected pages exceeds R (0 to 1).
         #[arg(long, value_name = "R")]
         max_reject_ratio: Option<f64>,
@@ -282,12 +286,12 @@ fn run(cli: Cli) -> Result<Exit, Error> {
             }
             Ok(Exit::Ok)
         }
-        Command::Import { pipeline: file, output, run, report_json, max_reject_ratio, inputs } => {
+        Command::Import { pipeline: file, output, run, report_json, max_reject_ratio, shard, inputs } => {
             if let Some(r) = max_reject_ratio.filter(|r| !(0.0..=1.0).contains(r)) {
                 return Err(Error::Usage(format!("--max-reject-ratio {r}: expected a share between 0 and 1")));
             }
             let p = pipeline(file.as_deref())?;
-            let opts = run_options(&output, &run)?;
+            let opts = RunOptions { shard, ..run_options(&output, &run)? };
             let summary = quarry::run::import(&p, &opts, &inputs, &Progress::for_cli(run.quiet, run.verbose))?;
             after_import(&summary, &opts, run.quiet, report_json.as_deref(), max_reject_ratio)
         }

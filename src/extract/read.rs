@@ -22,8 +22,10 @@ pub enum Compression {
 /// One input to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputFile {
-    /// A file on disk; `display` is the given path joined with the path below a given directory.
-    Path { path: PathBuf, display: String, size: u64 },
+    /// A file on disk; `display` is the given path joined with the path below a given directory,
+    /// `key` the path below that directory (the file name for a file given itself): the same on
+    /// every machine that mounts the dumps elsewhere (`--shard` hashes it).
+    Path { path: PathBuf, display: String, key: String, size: u64 },
     /// Standard input.
     Stdin,
 }
@@ -94,14 +96,70 @@ pub fn discover(inputs: &[String]) -> Result<Vec<InputFile>, InputError> {
             for (p, size) in found {
                 File::open(&p).map_err(|e| input_err(&p, e))?;
                 let display = p.display().to_string();
-                out.push(InputFile::Path { path: p, display, size });
+                let below = p.strip_prefix(path).unwrap_or(&p);
+                let key = below.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                out.push(InputFile::Path { path: p, display, key, size });
             }
         } else {
             File::open(path).map_err(|e| input_err(path, e))?;
-            out.push(InputFile::Path { path: path.to_path_buf(), display: input.clone(), size: meta.len() });
+            let key = path.file_name().map_or_else(|| input.clone(), |n| n.to_string_lossy().into_owned());
+            out.push(InputFile::Path { path: path.to_path_buf(), display: input.clone(), key, size: meta.len() });
         }
     }
     Ok(out)
+}
+
+/// `--shard I/N`: the share of the inputs one of N workers imports (I from 0). A file belongs to the
+/// shard its `key` hashes to, so the same file always goes to the same shard, whatever the machine
+/// or the other files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let bad = || {
+            format!("--shard {s:?}: expected I/N with 0 ≤ I < N, e.g. 0/4 (I counts from 0, as JOB_COMPLETION_INDEX)")
+        };
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (i.trim().parse::<u32>().map_err(|_| bad())?, n.trim().parse::<u32>().map_err(|_| bad())?);
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl Shard {
+    /// Whether this shard imports the file with this key.
+    pub fn takes(&self, key: &str) -> bool {
+        xxhash_rust::xxh3::xxh3_64(key.as_bytes()) % u64::from(self.count) == u64::from(self.index)
+    }
+
+    /// The files of `files` this shard imports; standard input belongs to no shard.
+    pub fn select(&self, files: Vec<InputFile>) -> Result<Vec<InputFile>, String> {
+        let mut out = Vec::new();
+        for f in files {
+            match &f {
+                InputFile::Stdin => {
+                    return Err("--shard: standard input (-) cannot be shared out; pass files or folders".into())
+                }
+                InputFile::Path { key, .. } if self.takes(key) => out.push(f),
+                InputFile::Path { .. } => {}
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Every dump file below `dir` (links followed) with its size. A link back to a folder being
@@ -214,6 +272,42 @@ mod tests {
         let files = discover(std::slice::from_ref(&root)).unwrap();
         let names: Vec<String> = files.iter().map(|f| f.display().strip_prefix(&root).unwrap().to_string()).collect();
         assert_eq!(names, ["/a.txt.gz", "/a/z.txt.zst", "/b/a.txt", "/b/x.txt"]);
+    }
+
+    #[test]
+    fn shards_split_the_files_by_their_path_below_the_input_and_every_file_goes_to_one() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let names: Vec<String> = (0..40).map(|i| format!("day-{}/dump-{i:03}.txt", i % 3)).collect();
+        for root in [a.path(), b.path()] {
+            touch(root, &names.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        let keys = |root: &Path, shard: Shard| -> Vec<String> {
+            let files = discover(&[root.display().to_string()]).unwrap();
+            shard
+                .select(files)
+                .unwrap()
+                .iter()
+                .map(|f| f.display()[root.display().to_string().len() + 1..].to_string())
+                .collect()
+        };
+        let mut all = Vec::new();
+        for i in 0..4 {
+            let shard: Shard = format!("{i}/4").parse().unwrap();
+            let here = keys(a.path(), shard);
+            assert_eq!(here, keys(b.path(), shard), "another mount point, the same share");
+            assert!(!here.is_empty() && here.len() < 40, "shard {i}: {} files", here.len());
+            all.extend(here);
+        }
+        all.sort();
+        let mut want = names.clone();
+        want.sort();
+        assert_eq!(all, want, "every file in exactly one shard");
+        let one = discover(&[a.path().join("day-1/dump-001.txt").display().to_string()]).unwrap();
+        assert!(matches!(&one[0], InputFile::Path { key, .. } if key == "dump-001.txt"));
+        assert!("0/1".parse::<Shard>().unwrap().select(vec![InputFile::Stdin]).is_err());
+        for bad in ["4/4", "1", "a/2", "0/0", "-1/3"] {
+            assert!(bad.parse::<Shard>().unwrap_err().contains("I/N"), "{bad}");
+        }
     }
 
     /// Writes `x` to each of `names` below `root`, making the folders on the way.

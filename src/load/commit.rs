@@ -130,6 +130,8 @@ pub enum CommitError {
     Write(#[from] WriteError),
     #[error(transparent)]
     Delta(#[from] DeltaError),
+    #[error(transparent)]
+    Index(#[from] super::index::segment::IndexError),
 }
 
 impl From<RemoteError> for CommitError {
@@ -154,8 +156,60 @@ enum Held {
     Remote(Lease),
 }
 
+/// How long a run waits for the warehouse lock before it gives up (exit 3) without `--wait`:
+/// `QUARRY_LOCK_WAIT` seconds, 1800 by default. Other runs hold it only while they clean up after a
+/// crash, open the index, or commit.
+fn lock_wait() -> std::time::Duration {
+    let secs = std::env::var("QUARRY_LOCK_WAIT").ok().and_then(|v| v.parse::<f64>().ok()).filter(|s| *s >= 0.0);
+    std::time::Duration::from_secs_f64(secs.unwrap_or(1800.0))
+}
+
+/// A pause of 50–250 ms, different in each process and call (so that waiting runs do not poll in step).
+fn jittered_pause() -> std::time::Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let mix = xxhash_rust::xxh3::xxh3_64(
+        &[u64::from(nanos).to_le_bytes(), u64::from(std::process::id()).to_le_bytes()].concat(),
+    );
+    std::time::Duration::from_millis(50 + mix % 200)
+}
+
+/// Waits out another holder of the lock: the first time says so, past the deadline fails.
+struct Waiting {
+    since: std::time::Instant,
+    deadline: Option<std::time::Instant>,
+    said: bool,
+}
+
+impl Waiting {
+    fn new(wait: bool) -> Waiting {
+        let since = std::time::Instant::now();
+        Waiting { since, deadline: (!wait).then(|| since + lock_wait()), said: false }
+    }
+
+    /// One more pause for `holder`; the `LockedError` once the deadline has passed.
+    fn pause(&mut self, path: &Path, holder: &str) -> Result<(), LockedError> {
+        if self.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Err(LockedError { path: path.to_path_buf(), holder: holder.to_string(), lost: false });
+        }
+        if !self.said {
+            tracing::info!("waiting for the warehouse lock ({holder})");
+            self.said = true;
+        }
+        std::thread::sleep(jittered_pause());
+        Ok(())
+    }
+
+    fn done(&self) {
+        let waited = self.since.elapsed().as_secs_f64();
+        if self.said {
+            tracing::info!("lock: taken after waiting {waited:.1} s");
+        }
+    }
+}
+
 impl RunLock {
-    /// Takes the lock, or fails at once (`wait = false`) or waits for it.
+    /// Takes the lock, waiting while another run holds it: up to `QUARRY_LOCK_WAIT` seconds, or
+    /// as long as it takes with `wait`.
     pub fn acquire(wh: &Warehouse, wait: bool) -> Result<RunLock, CommitError> {
         if let Some(r) = wh.remote() {
             return Ok(RunLock { held: Held::Remote(Lease::acquire(r, wh.location(), wait)?) });
@@ -168,22 +222,19 @@ impl RunLock {
             .truncate(false)
             .open(&path)
             .map_err(io_err(&path, "cannot open the lock file"))?;
-        if wait {
-            file.lock().map_err(io_err(&path, "cannot lock"))?;
-        } else if let Err(e) = file.try_lock() {
-            return match e {
-                fs::TryLockError::WouldBlock => {
+        let mut waiting = Waiting::new(wait);
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) => {
                     let holder = fs::read_to_string(&path).unwrap_or_default().trim().to_string();
-                    Err(LockedError {
-                        path: wh.root().to_path_buf(),
-                        holder: if holder.is_empty() { "unknown".into() } else { holder },
-                        lost: false,
-                    }
-                    .into())
+                    let holder = if holder.is_empty() { "unknown".into() } else { holder };
+                    waiting.pause(wh.root(), &holder)?;
                 }
-                fs::TryLockError::Error(e) => Err(io_err(&path, "cannot lock")(e).into()),
-            };
+                Err(fs::TryLockError::Error(e)) => return Err(io_err(&path, "cannot lock")(e).into()),
+            }
         }
+        waiting.done();
         file.set_len(0).map_err(io_err(&path, "cannot write the lock file"))?;
         writeln!(file, "pid {}", std::process::id()).map_err(io_err(&path, "cannot write the lock file"))?;
         Ok(RunLock { held: Held::Local { _file: file } })
@@ -278,13 +329,19 @@ fn lease_body(ttl: std::time::Duration) -> Vec<u8> {
 
 impl Lease {
     fn acquire(r: &Remote, location: &super::location::Location, wait: bool) -> Result<Lease, CommitError> {
-        Lease::acquire_for(r, PathBuf::from(location.to_string()), wait, lease_ttl())
+        Lease::acquire_for(r, PathBuf::from(location.to_string()), Waiting::new(wait), lease_ttl())
     }
 
-    fn acquire_for(r: &Remote, shown: PathBuf, wait: bool, ttl: std::time::Duration) -> Result<Lease, CommitError> {
+    fn acquire_for(
+        r: &Remote,
+        shown: PathBuf,
+        mut waiting: Waiting,
+        ttl: std::time::Duration,
+    ) -> Result<Lease, CommitError> {
         loop {
             let started = std::time::Instant::now();
             if let Some(tag) = r.put_new(LOCK_KEY, lease_body(ttl))? {
+                waiting.done();
                 return Ok(Lease::held(r, shown, tag, started + ttl, ttl));
             }
             let Some(obj) = r.get(LOCK_KEY)? else { continue }; // released meanwhile
@@ -302,17 +359,15 @@ impl Lease {
             if let (Some(why), Some(tag)) = (&stale, &obj.e_tag) {
                 if let Some(new) = r.put_if(LOCK_KEY, lease_body(ttl), tag)? {
                     tracing::warn!("took over the lock of {holder} ({why})");
+                    waiting.done();
                     return Ok(Lease::held(r, shown, new, started + ttl, ttl));
                 }
                 continue; // another run took it first: look again
             }
-            if !wait {
-                let until = body
-                    .and_then(|b| chrono::DateTime::from_timestamp_millis(b.expires_ms))
-                    .map_or(String::new(), |t| format!(", lease renewed until {}", t.format("%Y-%m-%dT%H:%M:%SZ")));
-                return Err(LockedError { path: shown, holder: format!("{holder}{until}"), lost: false }.into());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(500));
+            let until = body
+                .and_then(|b| chrono::DateTime::from_timestamp_millis(b.expires_ms))
+                .map_or(String::new(), |t| format!(", lease renewed until {}", t.format("%Y-%m-%dT%H:%M:%SZ")));
+            waiting.pause(&shown, &format!("{holder}{until}"))?;
         }
     }
 
@@ -406,6 +461,16 @@ pub fn init(location: &super::location::Location) -> Result<Warehouse, CommitErr
     Ok(wh)
 }
 
+/// What the commit lock's holder does before it commits: the runs finished by now, the clean-up
+/// of what crashed runs left (the staging folders of live runs stay), and each table's Delta log
+/// made to list exactly the committed files (logged).
+pub fn recover(wh: &Warehouse) -> Result<(std::collections::BTreeSet<String>, super::warehouse::Cleanup), CommitError> {
+    let finished = wh.finished_runs()?;
+    let cleaned = wh.cleanup(&finished)?;
+    log_delta(&sync_delta(wh)?);
+    Ok((finished, cleaned))
+}
+
 /// What `sync_delta` did to each table's log.
 pub type Synced = Vec<(Table, delta::Synced)>;
 
@@ -413,7 +478,7 @@ pub type Synced = Vec<(Table, delta::Synced)>;
 /// quarry kept Delta logs, whose files are then all added) and its log list exactly the files of
 /// finished runs: after `cleanup`, this rolls forward the log entries a killed run did not get to
 /// write and undoes those of a run that never got its `runs` row. Under the lock, after the
-/// clean-up and before the run's commit (`RunCommit::sync_in_background`).
+/// clean-up and before the run's commit (`recover`).
 pub fn sync_delta(wh: &Warehouse) -> Result<Synced, CommitError> {
     let mut out = Vec::new();
     for table in Table::ALL {
@@ -468,22 +533,15 @@ pub struct RunCommit {
     run_id: String,
     ingest_date: String,
     staging: PathBuf,
-    /// The start-of-run `sync_delta`, running beside the run's work (`sync_in_background`); the
-    /// commit waits for it before it touches a log.
-    sync: Option<std::thread::JoinHandle<Result<Synced, CommitError>>>,
-    /// The run's lock, asked before each step that publishes.
+    /// Locked while the run lives (`staging/.live`): another run's clean-up leaves this staging
+    /// folder alone while it is.
+    _live: File,
+    /// The commit lock, asked before each step that publishes (`locked_by`).
     lock: LockGuard,
 }
 
-impl Drop for RunCommit {
-    /// A run that stops before its commit waits for its background sync, so that the sync never
-    /// outlives the warehouse lock (the session drops its commit before its lock).
-    fn drop(&mut self) {
-        if let Some(h) = self.sync.take() {
-            let _ = h.join();
-        }
-    }
-}
+/// The marker a live run holds locked in its staging folder.
+pub const LIVE_MARKER: &str = ".live";
 
 fn sync_dir(dir: &Path) -> Result<(), WarehouseError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir, "cannot sync folder"))
@@ -501,41 +559,26 @@ fn hold(step: CommitStep) -> bool {
 }
 
 impl RunCommit {
-    /// Starts a run: makes its staging folder.
-    pub fn begin(wh: &Warehouse, lock: &RunLock, run_id: &str, ingest_date: &str) -> Result<RunCommit, CommitError> {
+    /// Starts a run: makes its staging folder and locks its live marker (call under the warehouse
+    /// lock, so that no clean-up sees the folder before its marker is locked).
+    pub fn begin(wh: &Warehouse, run_id: &str, ingest_date: &str) -> Result<RunCommit, CommitError> {
         let staging = wh.staging(run_id);
         fs::create_dir_all(&staging).map_err(io_err(&staging, "cannot create the staging folder"))?;
+        let marker = staging.join(LIVE_MARKER);
+        let live = File::create(&marker).map_err(io_err(&marker, "cannot create the run's live marker"))?;
+        live.lock().map_err(io_err(&marker, "cannot lock the run's live marker"))?;
         let (run_id, ingest_date) = (run_id.into(), ingest_date.into());
-        Ok(RunCommit { wh: wh.clone(), run_id, ingest_date, staging, sync: None, lock: lock.guard() })
+        Ok(RunCommit { wh: wh.clone(), run_id, ingest_date, staging, _live: live, lock: LockGuard(None) })
     }
 
-    /// Starts `sync_delta` on a thread of its own, so that reading the logs (a few ms a table)
-    /// overlaps the run's extraction instead of preceding it; the commit waits for it and logs
-    /// what it did. Call after the clean-up: the files it syncs to do not change until the commit.
-    pub fn sync_in_background(&mut self) -> Result<(), CommitError> {
-        let wh = self.wh.clone();
-        let handle = std::thread::Builder::new()
-            .name("quarry-delta".into())
-            .spawn(move || sync_delta(&wh))
-            .map_err(io_err(self.wh.root(), "cannot start the Delta sync thread"))?;
-        self.sync = Some(handle);
-        Ok(())
-    }
-
-    /// Waits for the background sync, if one runs, and logs what it changed.
-    fn finish_sync(&mut self) -> Result<(), CommitError> {
-        if let Some(h) = self.sync.take() {
-            let synced = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-            log_delta(&synced);
-        }
-        Ok(())
+    /// The commit lock this run commits under: its lease is checked before each publishing step.
+    pub fn locked_by(&mut self, lock: &RunLock) {
+        self.lock = lock.guard();
     }
 
     /// A writer for a table's file of this run, under its staging name.
     pub fn writer(&self, table: Table, out: &OutputConfig) -> Result<TableWriter, CommitError> {
-        let props = properties(out, table).map_err(|source| WriteError { path: self.staging.clone(), source })?;
-        let rows = table.hints().file_rows.and_then(|rows| super::hold::file_rows(Some(rows)));
-        Ok(TableWriter::rolling(&self.staging, table.name(), table.schema(), props, rows)?)
+        self.writer_in(&self.staging, table, out)
     }
 
     /// Moves every staged part of a table's file into the table (a run may write several; a remote
@@ -586,9 +629,9 @@ impl RunCommit {
     /// A writer for the new version of an earlier run's rejects file (a replay), staged as
     /// `replace/<old_run_id>/rejects.parquet`.
     pub fn replacement_writer(&self, old_run_id: &str, out: &OutputConfig) -> Result<TableWriter, CommitError> {
-        let part = self.clone_parts(self.replacement_dir(old_run_id));
-        fs::create_dir_all(&part.staging).map_err(io_err(&part.staging, "cannot create the staging folder"))?;
-        part.writer(Table::Rejects, out)
+        let dir = self.replacement_dir(old_run_id);
+        fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create the staging folder"))?;
+        self.writer_in(&dir, Table::Rejects, out)
     }
 
     /// Drops a staged new version that turned out not to be needed (the replay took no row of it).
@@ -602,16 +645,11 @@ impl RunCommit {
         self.staging.join("replace").join(old_run_id)
     }
 
-    /// This run's commit with another staging folder (and no background sync of its own).
-    fn clone_parts(&self, staging: PathBuf) -> RunCommit {
-        RunCommit {
-            wh: self.wh.clone(),
-            run_id: self.run_id.clone(),
-            ingest_date: self.ingest_date.clone(),
-            staging,
-            sync: None,
-            lock: self.lock.clone(),
-        }
+    /// A writer of this run's for a table file in another staging folder.
+    fn writer_in(&self, staging: &Path, table: Table, out: &OutputConfig) -> Result<TableWriter, CommitError> {
+        let props = properties(out, table).map_err(|source| WriteError { path: staging.to_path_buf(), source })?;
+        let rows = table.hints().file_rows.and_then(|rows| super::hold::file_rows(Some(rows)));
+        Ok(TableWriter::rolling(staging, table.name(), table.schema(), props, rows)?)
     }
 
     /// Makes the run visible: one rename per table, then the digest list and the run's index
@@ -621,7 +659,7 @@ impl RunCommit {
     /// run id, rows kept) the rejects files a replay rewrote, each staged by `replacement_writer`
     /// (none for an import).
     pub fn commit(
-        mut self,
+        self,
         rows: [u64; 3],
         files: &[(String, String)],
         segment: Option<&Path>,
@@ -629,7 +667,6 @@ impl RunCommit {
         out: &OutputConfig,
         replaced: &[(String, u64)],
     ) -> Result<(), CommitError> {
-        self.finish_sync()?;
         if hold(CommitStep::Staged) {
             return Ok(());
         }
@@ -739,6 +776,9 @@ impl RunCommit {
     }
 }
 
+mod recheck;
+pub use recheck::{taken_meanwhile, Moved};
+
 #[cfg(test)]
 #[path = "commit_tests.rs"]
 mod tests;
@@ -749,7 +789,8 @@ mod lease_tests {
     use std::time::Duration;
 
     fn lock(r: &Remote, ttl_ms: u64) -> Result<Lease, CommitError> {
-        Lease::acquire_for(r, "s3://test/wh".into(), false, Duration::from_millis(ttl_ms))
+        let now = Waiting { since: std::time::Instant::now(), deadline: Some(std::time::Instant::now()), said: false };
+        Lease::acquire_for(r, "s3://test/wh".into(), now, Duration::from_millis(ttl_ms))
     }
 
     fn body(r: &Remote) -> LeaseBody {

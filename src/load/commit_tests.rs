@@ -12,7 +12,7 @@ use arrow::array::{ArrayRef, Int64Array, ListBuilder, StringArray, StringBuilder
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::{delta, sync_delta, CommitStep, RunCommit, RunLock, STOP_AT};
+use super::{delta, sync_delta, CommitStep, RunCommit, STOP_AT};
 use crate::contract::{schema, Table};
 use crate::extract::batch::{duplicates_batch, rejects_batch, DuplicateRow, RejectRow};
 use crate::extract::page::extract;
@@ -122,8 +122,7 @@ struct Setup {
 
 /// Stages a run: a row in every data table, and its index segment (returned).
 fn stage_run(wh: &Warehouse, p: &Pipeline, run: &str, first: &str, hash: &str) -> (RunCommit, PathBuf) {
-    let lock = RunLock::acquire(wh, false).unwrap();
-    let c = RunCommit::begin(wh, &lock, run, "2026-12-01").unwrap();
+    let c = RunCommit::begin(wh, run, "2026-12-01").unwrap();
     let segment = c.index_work().unwrap().join("run.seg");
     let mut w = SegmentWriter::create(&segment, 1).unwrap();
     w.push(&PackedHash::new(hash).unwrap(), run).unwrap();

@@ -456,6 +456,9 @@ impl Warehouse {
         if staging.exists() {
             for e in fs::read_dir(&staging).map_err(io_err(&staging, "cannot list staging"))? {
                 let p = e.map_err(io_err(&staging, "cannot list staging"))?.path();
+                if is_live(&p) {
+                    continue; // a run in progress (its marker is locked): not this clean-up's
+                }
                 fs::remove_dir_all(&p).map_err(io_err(&p, "cannot remove a crashed run's staging folder"))?;
                 c.removed.push(p);
             }
@@ -600,6 +603,13 @@ impl Warehouse {
             Some(r) => Ok(r.upload(&format!("{INDEX_KEY}/{name}"), &self.index_dir().join(name))?),
         }
     }
+}
+
+/// Whether the run whose staging folder is `dir` is alive: its live marker is locked (by the run's
+/// process: the lock goes with it).
+fn is_live(dir: &Path) -> bool {
+    let Ok(marker) = fs::File::open(dir.join(super::commit::LIVE_MARKER)) else { return false };
+    matches!(marker.try_lock_shared(), Err(fs::TryLockError::WouldBlock))
 }
 
 /// The index's key prefix in a remote warehouse.

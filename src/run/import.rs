@@ -26,8 +26,13 @@ const BYTES_PER_PAGE_HINT: u64 = 3000;
 /// configuration, input or output failures; bad pages are data (rejects) and do not fail the run.
 pub fn import(p: &Pipeline, opts: &RunOptions, inputs: &[String], progress: &Progress) -> Result<RunSummary> {
     let clock = Instant::now();
-    let files = read::discover(inputs)?;
-    let mut run = Run::begin(p, opts, clock)?;
+    let mut files = read::discover(inputs)?;
+    if let Some(shard) = opts.shard {
+        let all = files.len();
+        files = shard.select(files).map_err(Error::Usage)?;
+        tracing::info!("shard {shard}: {} of {all} input files", files.len());
+    }
+    let mut run = Run::begin(p, opts, clock, false)?;
     let digests = run.session.wh.imported_digests(&run.session.finished)?;
     let total: u64 = files.iter().map(InputFile::size).sum();
     progress.start(&run.session.run_id, total);

@@ -27,11 +27,16 @@ pub use summary::RunSummary;
 use extraction::Extractor;
 use progress::Progress;
 use router::{Routed, Router};
-use session::{now_micros, Session};
+use session::{log_repairs, now_micros, Session};
 
-use crate::error::Result;
+use std::collections::BTreeSet;
+
+use crate::error::{Error, Result};
+use crate::extract::read::Shard;
 use crate::extract::split::DEFAULT_MAX_PAGE_BYTES;
+use crate::load::commit::{recover, taken_meanwhile, RunLock};
 use crate::load::index::segment::IndexError;
+use crate::load::index::Index;
 use crate::load::location::Location;
 use crate::pipeline::Pipeline;
 
@@ -65,12 +70,20 @@ pub struct RunOptions {
     pub wait: bool,
     /// Largest page held in memory; larger pages are rejected as `page_too_large`.
     pub max_page_bytes: usize,
+    /// This worker's share of the inputs (`--shard I/N`); its run ids end in `-<I>of<N>`.
+    pub shard: Option<Shard>,
 }
 
 impl RunOptions {
     /// Options with defaults for everything but the warehouse.
     pub fn new(warehouse: impl Into<Location>) -> Self {
-        RunOptions { warehouse: warehouse.into(), threads: 0, wait: false, max_page_bytes: DEFAULT_MAX_PAGE_BYTES }
+        RunOptions {
+            warehouse: warehouse.into(),
+            threads: 0,
+            wait: false,
+            max_page_bytes: DEFAULT_MAX_PAGE_BYTES,
+            shard: None,
+        }
     }
 }
 
@@ -87,8 +100,8 @@ pub(crate) struct Run<'p> {
 
 impl<'p> Run<'p> {
     /// Starts a run: the session, the router with its table writers, the extractor's workers.
-    fn begin(p: &'p Pipeline, opts: &RunOptions, clock: Instant) -> Result<Run<'p>> {
-        let session = Session::begin(&opts.warehouse, opts.wait)?;
+    fn begin(p: &'p Pipeline, opts: &RunOptions, clock: Instant, keep_lock: bool) -> Result<Run<'p>> {
+        let session = Session::begin(&opts.warehouse, opts.wait, opts.shard, keep_lock)?;
         let threads = effective_threads(opts.threads);
         let router = Router::new(p, &session, threads > 1)?;
         let index = session.index.clone();
@@ -106,15 +119,59 @@ impl<'p> Run<'p> {
         replaced: &[(String, u64)],
         progress: &Progress,
     ) -> Result<RunSummary> {
-        let Run { p, session, router, extractor, clock, .. } = self;
+        let Run { p, opts, session, router, extractor, clock } = self;
         drop(extractor);
-        let Routed { mut summary, rows, segment } = router.finish()?;
+        let Routed { mut summary, mut rows, mut segment } = router.finish()?;
         progress.finish();
+        let Session { wh, mut commit, lock, index, index_files, run_id, finished, started, .. } = session;
+        drop(index);
+        let lock = match lock {
+            Some(held) => held,
+            None => RunLock::acquire(&wh, opts.wait)?,
+        };
+        commit.locked_by(&lock);
+        let (now, cleaned) = recover(&wh)?;
+        summary.cleaned_up += cleaned.removed.len();
+        summary.swaps_completed += cleaned.completed.len();
+        if now != finished {
+            let newer: BTreeSet<String> = now.difference(&finished).cloned().collect();
+            let again: Vec<&String> = {
+                let taken = wh.imported_digests(&newer)?;
+                files.iter().filter(|(d, _)| taken.contains_key(d)).map(|(_, name)| name).collect()
+            };
+            if !again.is_empty() {
+                return Err(Error::Raced(format!(
+                    "{} of this run's files ({}) were imported by a run that committed while this one worked; \
+                     nothing of this run was committed: run it again (those files are then skipped)",
+                    again.len(),
+                    again.iter().take(3).map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+            let (index, repairs) = Index::open(&wh, &now)?;
+            log_repairs(&repairs);
+            if let Some(seg) = segment.clone() {
+                let taken = taken_meanwhile(&index.without(&index_files), &seg)?;
+                if !taken.is_empty() {
+                    let moved = commit.move_taken(&taken, &seg, &p.output)?;
+                    summary.take_back(&moved);
+                    rows[0] -= moved.rows;
+                    rows[2] += moved.rows;
+                    if !seg.exists() {
+                        segment = None;
+                    }
+                    let firsts: BTreeSet<&String> = taken.values().collect();
+                    tracing::info!(
+                        "commit: {} posts were taken first by {} run(s) that committed meanwhile ({}); moved to duplicates",
+                        moved.rows,
+                        firsts.len(),
+                        firsts.iter().take(3).map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    );
+                }
+            }
+        }
         summary.seconds = clock.elapsed().as_secs_f64();
         let pipeline = format!("{} ({})", p.name, p.source.display());
-        let row = summary::runs_row(&summary, &pipeline, inputs, session.started, now_micros())?;
-        let Session { wh, commit, lock, index, run_id, .. } = session;
-        drop(index);
+        let row = summary::runs_row(&summary, &pipeline, inputs, started, now_micros())?;
         commit.commit(rows, files, segment.as_deref(), &row, &p.output, replaced)?;
         settle_index(&wh, &run_id);
         drop(lock);

@@ -67,7 +67,7 @@ fn kept_as_is(reason: &str) -> bool {
 pub fn replay(p: &Pipeline, opts: &RunOptions, progress: &Progress) -> Result<RunSummary> {
     let clock = Instant::now();
     Warehouse::open(&opts.warehouse)?;
-    let mut run = Run::begin(p, opts, clock)?;
+    let mut run = Run::begin(p, opts, clock, true)?;
     run.router.summary.replay = true;
     let files: Vec<TableFile> = run
         .session

@@ -1,11 +1,14 @@
-//! What every run starts with: the warehouse locked and cleaned up after a crashed run, the hash of
-//! every post of the finished runs, its run id and its staging folder.
+//! What every run starts with: the warehouse, cleaned up after a crashed run under the warehouse
+//! lock, the index of the finished runs' hashes, its run id and its staging folder. An import lets
+//! the lock go once it has these (other runs may work beside it and commit first: its commit looks
+//! again, `Run::finish`); a replay, which rewrites earlier rejects files, keeps it to the end.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::Result;
+use crate::extract::read::Shard;
 use crate::load::commit::{RunCommit, RunLock};
 use crate::load::index::{Index, Repairs};
 use crate::load::location::Location;
@@ -20,41 +23,47 @@ pub(crate) struct Session {
     pub cleaned: Cleanup,
     /// Every hash of the finished runs, on disk.
     pub index: Arc<Index>,
+    /// The index files open at the start: the commit asks only the files written since.
+    pub index_files: BTreeSet<String>,
     /// The run's start, µs since the Unix epoch.
     pub started: i64,
     pub run_id: String,
-    /// Declared before `lock` (fields drop in order): a run that stops early waits for its
-    /// background Delta sync while it still holds the lock.
     pub commit: RunCommit,
-    /// Held until the session is dropped (after the commit).
-    pub lock: RunLock,
+    /// The warehouse lock, when the run keeps it to the end (a replay).
+    pub lock: Option<RunLock>,
 }
 
 impl Session {
     /// Locks the warehouse (creating it if needed), cleans up after a crashed run, opens (and
-    /// repairs) the index of the finished runs' hashes and picks the run id.
-    pub fn begin(warehouse: &Location, wait: bool) -> Result<Session> {
+    /// repairs) the index of the finished runs' hashes and picks the run id; keeps the lock when
+    /// `keep_lock`.
+    pub fn begin(warehouse: &Location, wait: bool, shard: Option<Shard>, keep_lock: bool) -> Result<Session> {
         let wh = Warehouse::create(warehouse)?;
         let lock = RunLock::acquire(&wh, wait)?;
         let finished = wh.finished_runs()?;
         let cleaned = wh.cleanup(&finished)?;
         let (index, repairs) = Index::open(&wh, &finished)?;
         log_repairs(&repairs);
+        let index_files = index.names();
         let index = Arc::new(index);
         let started = now_micros();
         let mut run_id = run_id_of(started);
-        while finished.contains(&run_id) {
+        if let Some(s) = shard {
+            // Workers that start in the same microsecond still get ids of their own.
+            run_id.push_str(&format!("-{}of{}", s.index, s.count));
+        }
+        while finished.contains(&run_id) || wh.staging(&run_id).exists() {
             run_id.push('x');
         }
-        let mut commit = RunCommit::begin(&wh, &lock, &run_id, &date_of(started))?;
-        commit.sync_in_background()?;
-        Ok(Session { wh, lock, finished, cleaned, index, started, run_id, commit })
+        let commit = RunCommit::begin(&wh, &run_id, &date_of(started))?;
+        let lock = keep_lock.then_some(lock);
+        Ok(Session { wh, lock, finished, cleaned, index, index_files, started, run_id, commit })
     }
 }
 
 /// What opening the index had to repair, for the operator: a rebuild is worth a warning (it reads
 /// posts files and means something was lost), the rest an info line.
-fn log_repairs(r: &Repairs) {
+pub(crate) fn log_repairs(r: &Repairs) {
     if let Some(why) = &r.reset {
         tracing::warn!("index: rebuilding the whole index from the posts files ({why})");
     }

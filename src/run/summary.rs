@@ -38,6 +38,22 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
+    /// Counts posts the commit moved to duplicates (another run committed their hashes first) as
+    /// duplicates, with the issues they carried.
+    pub fn take_back(&mut self, moved: &crate::load::commit::Moved) {
+        self.imported -= moved.rows;
+        self.duplicates += moved.rows;
+        self.with_issues -= moved.with_issues;
+        for (code, n) in &moved.issues_by_code {
+            if let Some(c) = self.issues_by_code.get_mut(code) {
+                *c -= n;
+                if *c == 0 {
+                    self.issues_by_code.remove(code);
+                }
+            }
+        }
+    }
+
     /// Decompressed dump megabytes per second.
     pub fn mb_per_s(&self) -> f64 {
         if self.seconds > 0.0 {

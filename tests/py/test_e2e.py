@@ -223,14 +223,16 @@ def test_a_damaged_index_is_rebuilt_and_dedupe_stays_exact(corpus, batch1_wareho
     assert report.ok, report.text()
 
 
-def test_second_import_is_refused_while_locked(corpus, tmp_path):
+def test_a_run_waits_for_the_lock_of_a_commit_and_gives_up_after_quarry_lock_wait(corpus, tmp_path):
+    """A run holds the warehouse lock while it commits (here: held there); another run waits for it
+    up to QUARRY_LOCK_WAIT seconds, then exits 3 naming the holder."""
     wh = tmp_path / "wh"
     with whr.HeldImport(wh, corpus.batch(1), point="staged") as held:
         assert held.wait_held(HOLD_TIMEOUT_S), (
             f"no '{held.hold_line}' within {HOLD_TIMEOUT_S} s (exit {held.proc.poll()}):\n{held.stderr()}")
-        rc, out, err = whr.run_import(wh, corpus.batch(2))
+        rc, out, err = whr.run_import(wh, corpus.batch(2), env={"QUARRY_LOCK_WAIT": "1"})
         assert rc == 3, f"second import into a locked warehouse: exit {rc}\n{err}"
-        assert "lock" in err.lower(), err
+        assert "locked by another quarry run" in err and f"pid {held.proc.pid}" in err, err
         assert held.proc.poll() is None, "the holding import died while the second one ran"
     assert_ran(whr.run_import(wh, corpus.batch(1)), "import after the lock holder was killed")
     report = truthcheck.check(wh, corpus.root, batches=1, committed=False)

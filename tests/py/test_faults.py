@@ -342,10 +342,8 @@ def start(warehouse, *inputs, wait=False):
 
 
 def assert_runs_not_interleaved(warehouse):
-    """Each run's rows sit in that run's own files, and the runs did not overlap in time."""
-    runs = whr.runs_in_order(warehouse)
-    for a, b in zip(runs, runs[1:]):
-        assert a["finished_at"] <= b["started_at"], f"runs overlap: {a['run_id']} and {b['run_id']}"
+    """Each run's rows sit in that run's own files (runs may overlap in time: only their commits
+    are serialized)."""
     for table in whr.DATA_TABLES:
         for f in (warehouse / table).rglob("*.parquet"):
             ids = set(pq.read_table(f, columns=["run_id"])["run_id"].to_pylist())
@@ -353,7 +351,9 @@ def assert_runs_not_interleaved(warehouse):
 
 
 @pytest.mark.parametrize("round_", range(3))
-def test_two_imports_at_once_one_is_refused(fixture_corpus, tmp_path, round_):
+def test_two_imports_of_the_same_files_at_once_import_them_once(fixture_corpus, tmp_path, round_):
+    """Both run; the one that commits second either began after the first's commit (it skips every
+    file) or read the same files meanwhile: then it commits nothing and exits 3 (run it again)."""
     wh = tmp_path / "wh"
     procs = [start(wh, fixture_corpus.batch(1)), start(wh, fixture_corpus.batch(1))]
     results = [(p.wait(120), p.stderr.read().decode()) for p in procs]
@@ -361,7 +361,7 @@ def test_two_imports_at_once_one_is_refused(fixture_corpus, tmp_path, round_):
     assert codes in ([0, 3], [0, 0]), f"exit codes {codes}:\n" + "\n".join(e for _, e in results)
     for rc, err in results:
         if rc == 3:
-            assert "locked by another quarry run" in err and str(wh) in err, err
+            assert "were imported by a run that committed while this one worked" in err, err
     report = truthcheck.check(wh, fixture_corpus.root, batches=1, committed=False)
     if codes == [0, 0]:
         # The second started after the first finished: it skipped every file.
@@ -373,7 +373,7 @@ def test_two_imports_at_once_one_is_refused(fixture_corpus, tmp_path, round_):
 
 
 def test_two_imports_at_once_with_wait_both_finish(fixture_corpus, tmp_path):
-    """Batch 1 and batch 2 at once with --wait: both finish, one after the other, whichever first;
+    """Batch 1 and batch 2 at once with --wait: both finish (their commits one after the other);
     together they hold exactly the truth of both batches."""
     wh = tmp_path / "wh"
     procs = [start(wh, fixture_corpus.batch(1), wait=True), start(wh, fixture_corpus.batch(2), wait=True)]

@@ -68,6 +68,6 @@ def test_nightly_locked_is_3_without_wait(quarry_binary, fixture_corpus, tmp_pat
     with whr.HeldImport(wh, fixture_corpus.batch(1), point="staged") as held:
         if not held.wait_held():
             pytest.fail(f"the held import never reached its hold point:\n{held.stderr()}")
-        rc, out, err = nightly(wh, [fixture_corpus.batch(2)], "--quiet", QUARRY_WAIT="no")
+        rc, out, err = nightly(wh, [fixture_corpus.batch(2)], "--quiet", QUARRY_WAIT="no", QUARRY_LOCK_WAIT="1")
     assert rc == 3, err
     assert "exit 3 (locked" in err

@@ -202,11 +202,11 @@ def lease(host: str, pid: int, expires_in_s: float) -> bytes:
     return json.dumps({"host": host, "pid": pid, "expires_ms": int((time.time() + expires_in_s) * 1000)}).encode()
 
 
-def test_s3_second_import_is_refused_while_the_first_holds_the_lease(fixture_corpus, s3_server):
+def test_s3_a_run_gives_up_on_a_lease_held_past_quarry_lock_wait(fixture_corpus, s3_server):
     url = s3_server.new_warehouse("locked")
     with whr.HeldImport(url, fixture_corpus.batch(1), point="staged") as held:
         assert held.wait_held(HOLD_TIMEOUT_S), held.stderr()
-        rc, _, err = whr.run_import(url, fixture_corpus.batch(2))
+        rc, _, err = whr.run_import(url, fixture_corpus.batch(2), env={"QUARRY_LOCK_WAIT": "1"})
         assert rc == 3, err
         assert f"pid {held.proc.pid} on" in err and "lease renewed until" in err, err
 
@@ -215,7 +215,7 @@ def test_s3_a_live_lease_of_another_host_is_respected(fixture_corpus, s3_server)
     url = s3_server.new_warehouse("lease-live")
     s3_server.put(url, "_quarry/lock", lease("elsewhere", 1, 600))
     before = s3_server.keys(url)
-    rc, _, err = whr.run_import(url, fixture_corpus.batch(1))
+    rc, _, err = whr.run_import(url, fixture_corpus.batch(1), env={"QUARRY_LOCK_WAIT": "1"})
     assert rc == 3 and "pid 1 on elsewhere" in err, err
     assert s3_server.keys(url) == before, "a refused run wrote into the warehouse"
     assert json.loads(s3_server.get(url, "_quarry/lock"))["host"] == "elsewhere"

@@ -94,6 +94,24 @@ impl Index {
         Ok(index)
     }
 
+    /// The names of the files open.
+    pub fn names(&self) -> std::collections::BTreeSet<String> {
+        let levels = self.levels.iter().flat_map(|l| l.files.iter().map(|(_, _, s)| s));
+        self.l0.iter().chain(levels).filter_map(|s| s.path().file_name()?.to_str().map(str::to_string)).collect()
+    }
+
+    /// This index without the files named in `known` (to ask only what was written since).
+    pub fn without(mut self, known: &std::collections::BTreeSet<String>) -> Index {
+        let keep = |s: &Segment| s.path().file_name().and_then(|n| n.to_str()).is_none_or(|n| !known.contains(n));
+        self.l0.retain(keep);
+        for level in &mut self.levels {
+            level.files.retain(|(_, _, s)| keep(s));
+        }
+        self.records = self.l0.iter().map(Segment::records).sum::<u64>()
+            + self.levels.iter().flat_map(|l| l.files.iter().map(|(_, _, s)| s.records())).sum::<u64>();
+        self
+    }
+
     /// Hashes held.
     pub fn len(&self) -> u64 {
         self.records
