@@ -101,7 +101,7 @@ impl RunCommit {
         if moved.is_empty() {
             return Ok(tally);
         }
-        self.append_duplicates(&moved, out)?;
+        self.append_duplicates(&moved, taken, out)?;
         rewrite_segment(segment, taken)?;
         tally.rows = moved.len() as u64;
         Ok(tally)
@@ -166,8 +166,14 @@ impl RunCommit {
         Ok(rows)
     }
 
-    /// Rewrites the staged duplicates file with `rows` after the ones it holds.
-    fn append_duplicates(&self, rows: &[DuplicateRow], out: &OutputConfig) -> Result<(), CommitError> {
+    /// Rewrites the staged duplicates file with `rows` after the ones it holds; a row it holds
+    /// that named this run as the first of a hash now taken by another names that run instead.
+    fn append_duplicates(
+        &self,
+        rows: &[DuplicateRow],
+        taken: &HashMap<String, String>,
+        out: &OutputConfig,
+    ) -> Result<(), CommitError> {
         let path = self.staging.join(part_name(Table::Duplicates.name(), 0));
         let bad = parquet_err(&path);
         let tmp = beside(&path);
@@ -176,7 +182,8 @@ impl RunCommit {
         if path.exists() {
             let file = fs::File::open(&path).map_err(io_err(&path, "cannot open a staged file"))?;
             for batch in ParquetRecordBatchReaderBuilder::try_new(file).map_err(&bad)?.build().map_err(&bad)? {
-                w.write(&batch.map_err(|e| bad(e.into()))?)?;
+                let batch = batch.map_err(|e| bad(e.into()))?;
+                w.write(&self.renamed_firsts(batch, taken).map_err(|e| bad(e.into()))?)?;
             }
         }
         let batch = duplicates_batch(&self.run_id, rows).map_err(|e| bad(e.into()))?;
@@ -184,6 +191,35 @@ impl RunCommit {
         w.close()?;
         fs::rename(&tmp, &path).map_err(io_err(&path, "cannot replace a staged file"))?;
         Ok(())
+    }
+}
+
+impl RunCommit {
+    /// `batch` of the staged duplicates with `first_run_id` moved from this run to the run that
+    /// took the hash first, where `taken` says one did.
+    fn renamed_firsts(
+        &self,
+        batch: arrow::record_batch::RecordBatch,
+        taken: &HashMap<String, String>,
+    ) -> Result<arrow::record_batch::RecordBatch, arrow::error::ArrowError> {
+        let schema = batch.schema();
+        let (Ok(h), Ok(f)) = (schema.index_of("hash"), schema.index_of("first_run_id")) else { return Ok(batch) };
+        let (hash, first) = (batch.column(h).as_string::<i32>(), batch.column(f).as_string::<i32>());
+        let renamed: arrow::array::StringArray = (0..batch.num_rows())
+            .map(|i| {
+                if first.is_null(i) {
+                    return None;
+                }
+                let mine = first.value(i) == self.run_id;
+                Some(match taken.get(hash.value(i)) {
+                    Some(winner) if mine => winner.as_str(),
+                    _ => first.value(i),
+                })
+            })
+            .collect();
+        let mut columns = batch.columns().to_vec();
+        columns[f] = std::sync::Arc::new(renamed);
+        arrow::record_batch::RecordBatch::try_new(schema, columns)
     }
 }
 

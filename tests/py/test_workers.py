@@ -1,0 +1,153 @@
+"""Many workers, one warehouse: N `quarry import --shard I/N` processes at once, local and on S3.
+
+First wins by commit order, so which copy of a duplicated hash is imported depends on which worker
+commits first; what does not depend on it, and is checked: the hash set equals the truth's, every
+posts row equals the truth record of its (file, offset), every page of the corpus is in exactly one
+of posts, duplicates and rejects, the counts of duplicates and rejects by reason are the truth's,
+and every run's accounting is exact (pages = imported + duplicates + rejected, over the warehouse
+too). The same holds when workers are SIGKILLed mid-commit and started again, in random orders.
+"""
+import random
+import subprocess
+import time
+from collections import Counter
+
+import pytest
+
+import truthcheck
+import warehouse as whr
+from test_e2e import HOLD_POINTS, HOLD_TIMEOUT_S
+
+WORKERS = 4
+
+
+def worker_args(warehouse, corpus, shard, of=WORKERS):
+    return whr.import_args(warehouse, corpus.arg) + ["--shard", f"{shard}/{of}", "--threads", "1"]
+
+
+def start(warehouse, corpus, shard, env=None):
+    return subprocess.Popen([str(whr.quarry_bin()), *map(str, worker_args(warehouse, corpus, shard))],
+                            cwd=whr.REPO_ROOT, env=whr._env(env), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def run_all(warehouse, corpus, shards, env_of=lambda shard: None):
+    procs = {s: start(warehouse, corpus, s, env_of(s)) for s in shards}
+    results = {s: (p.wait(600), p.stderr.read().decode()) for s, p in procs.items()}
+    for s, (rc, err) in results.items():
+        assert rc == 0, f"worker {s}/{WORKERS}: exit {rc}\n{err}"
+    return results
+
+
+def check_against_truth(wh, corpus):
+    """The invariants of the module doc; `wh` is a local folder (an S3 warehouse's copy)."""
+    truth = truthcheck.load_truth(corpus.root)
+    source = truthcheck.SourcePaths(corpus.root, {r["file"] for r in truth})
+    at = {(r["file"], r["offset"]): r for r in truth}
+    posts = whr.read_table(wh, "posts", committed=True).to_pylist()
+    dups = whr.read_table(wh, "duplicates", committed=True)
+    dups = [] if dups is None else dups.to_pylist()
+    rejects = whr.read_table(wh, "rejects", committed=True)
+    rejects = [] if rejects is None else rejects.to_pylist()
+
+    want_hashes = {r["record"]["hash"] for r in truth if r["disposition"] == "imported"}
+    got_hashes = Counter(p["hash"] for p in posts)
+    assert max(got_hashes.values()) == 1, [h for h, n in got_hashes.items() if n > 1][:5]
+    assert set(got_hashes) == want_hashes, (len(got_hashes), len(want_hashes))
+
+    settings = truthcheck.pipeline_settings()
+    bad = []
+    for p in posts:
+        t = at.get((source(p["source_file"]), p["source_offset"]))
+        assert t is not None and t["record"] is not None, (p["source_file"], p["source_offset"])
+        for col, exp in truthcheck.expected_fields(t["record"], settings).items():
+            if not truthcheck.same(exp, truthcheck.normalize(col, p[col])):
+                bad.append((p["hash"], col, exp, p[col]))
+    assert not bad, f"{len(bad)} fields differ from the truth record of their (file, offset): {bad[:3]}"
+
+    pages = Counter((source(r["source_file"]), r["source_offset"]) for r in posts + dups + rejects)
+    assert pages == Counter(at.keys()), "every page exactly once in posts, duplicates or rejects"
+    disp = Counter(r["disposition"] for r in truth)
+    assert (len(dups), len(rejects)) == (disp["duplicate"], disp["rejected"])
+    want_reasons = Counter(r["reason"] for r in truth if r["disposition"] == "rejected")
+    assert Counter(r["reason"] for r in rejects) == want_reasons
+    first = {p["hash"]: p["run_id"] for p in posts}
+    wrong = [d for d in dups if first.get(d["hash"]) != d["first_run_id"]]
+    assert not wrong, f"duplicates naming another run than the posts row's: {wrong[:3]}"
+
+    runs = whr.runs_in_order(wh)
+    for r in runs:
+        assert r["pages"] == r["imported"] + r["duplicates"] + r["rejected"], r
+    for table, key in (("posts", "imported"), ("duplicates", "duplicates"), ("rejects", "rejected")):
+        rows = {"posts": posts, "duplicates": dups, "rejects": rejects}[table]
+        assert len(rows) == sum(r[key] for r in runs), (table, len(rows), [r[key] for r in runs])
+        per_run = Counter(x["run_id"] for x in rows)
+        assert all(per_run.get(r["run_id"], 0) == r[key] for r in runs), (table, per_run)
+    assert whr.orphan_rows(wh) == {}
+
+
+@pytest.fixture(params=["local", "s3"])
+def place(request, tmp_path):
+    """(warehouse location, a function that gives a local folder to read it from)."""
+    if request.param == "local":
+        wh = tmp_path / "wh"
+        return str(wh), lambda: wh
+    s3_server = request.getfixturevalue("s3_server")
+    url = s3_server.new_warehouse("workers")
+    copies = iter(range(1000))
+    return url, lambda: s3_server.mirror(url, tmp_path / f"copy-{next(copies)}")
+
+
+def test_four_workers_at_once_import_every_hash_once(place, generated_corpus, tmp_path_factory):
+    url, read = place
+    results = run_all(url, generated_corpus, range(WORKERS),
+                      env_of=lambda s: {"QUARRY_CACHE_DIR": str(tmp_path_factory.mktemp(f"cache{s}"))})
+    copy = read()
+    check_against_truth(copy, generated_corpus)
+    runs = whr.runs_in_order(copy)
+    assert sorted(r["run_id"].rsplit("-", 1)[1] for r in runs) == [f"{i}of{WORKERS}" for i in range(WORKERS)]
+    assert all(rc == 0 for rc, _ in results.values())
+
+
+@pytest.mark.parametrize("point", ["posts", "lists", "runs-row"])
+def test_a_worker_killed_mid_commit_and_started_again(place, generated_corpus, point):
+    url, read = place
+    with whr.HeldImport(url, point=point, args=worker_args(url, generated_corpus, 0)) as held:
+        assert held.wait_held(HOLD_TIMEOUT_S), held.stderr()
+        others = {s: start(url, generated_corpus, s) for s in range(1, WORKERS)}
+        held.kill()
+        for s, p in others.items():
+            assert p.wait(600) == 0, f"worker {s}: {p.stderr.read().decode()}"
+    run_all(url, generated_corpus, [0])
+    check_against_truth(read(), generated_corpus)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_interleavings_and_kills_leave_every_hash_once(seed, fixture_corpus, tmp_path):
+    """Workers started in a random order at random moments, some held at a random commit point and
+    killed while the others run, then every killed shard started again until all finished."""
+    rng = random.Random(seed)
+    wh = tmp_path / "wh"
+    shards = list(range(WORKERS))
+    rng.shuffle(shards)
+    killed = set(rng.sample(shards, rng.randint(1, 2)))
+    held, shot, plain = [], [], []
+    for s in shards:
+        if s in killed and rng.random() < 0.5:
+            point = rng.choice(HOLD_POINTS + ("runs-row",))
+            held.append(whr.HeldImport(wh, point=point, args=worker_args(wh, fixture_corpus, s)))
+        elif s in killed:
+            shot.append((rng.uniform(0.0, 1.5), start(wh, fixture_corpus, s)))
+        else:
+            plain.append((s, start(wh, fixture_corpus, s)))
+    for delay, p in shot:  # SIGKILL wherever the worker is by then
+        time.sleep(delay)
+        p.kill()
+        p.wait(30)
+    for h in held:  # SIGKILL at a commit point (holding the lock: the others wait meanwhile)
+        h.wait_held(HOLD_TIMEOUT_S)
+        h.kill()
+    for s, p in plain:
+        assert p.wait(600) == 0, f"worker {s}: {p.stderr.read().decode()}"
+    run_all(wh, fixture_corpus, sorted(killed))
+    check_against_truth(wh, fixture_corpus)
