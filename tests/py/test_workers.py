@@ -151,3 +151,23 @@ def test_random_interleavings_and_kills_leave_every_hash_once(seed, fixture_corp
         assert p.wait(600) == 0, f"worker {s}: {p.stderr.read().decode()}"
     run_all(wh, fixture_corpus, sorted(killed))
     check_against_truth(wh, fixture_corpus)
+
+
+def test_the_kubernetes_jobs_create_the_tables_first_and_shard_by_completion_index():
+    """deploy/k8s: the init Job runs `quarry init`; the import Job is Indexed, its index is the
+    shard, its shard count is its completions, and its failure policy matches quarry's exit codes."""
+    import yaml
+    k8s = whr.REPO_ROOT / "deploy" / "k8s"
+    init = yaml.safe_load((k8s / "init-job.yaml").read_text())
+    assert init["spec"]["template"]["spec"]["containers"][0]["args"][0] == "init"
+    job, config = yaml.safe_load_all((k8s / "import-job.yaml").read_text())
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed" and spec["completions"] == spec["parallelism"]
+    command = " ".join(spec["template"]["spec"]["containers"][0]["args"])
+    assert f'--shard "$JOB_COMPLETION_INDEX/{spec["completions"]}"' in command, command
+    rules = {r["action"]: r["onExitCodes"]["values"] for r in spec["podFailurePolicy"]["rules"]}
+    assert rules == {"FailJob": [2], "Ignore": [4, 5]}, rules
+    assert config["kind"] == "ConfigMap" and config["data"]["QUARRY_WAREHOUSE"].startswith("s3://")
+    # The command line the pods run parses (quarry's own argument check, no warehouse touched).
+    rc, _, err = whr.run_quarry(["import", "--shard", "4/4", "x"])
+    assert rc == 2 and "0 ≤ I < N" in err, err
