@@ -195,29 +195,30 @@ class Bench:
         r.label, r.all = label, runs
         return r
 
-    def workers_runs(self, corpus: Corpus, counts=(1, 2, 4), repeat: int = 3) -> list[dict]:
-        """N concurrent `quarry import --shard I/N --threads 1` into one new s3:// prefix on moto,
-        for each N: the wall time from the first start to the last exit (median of `repeat`), the
-        workers' peak RSS, how many of them waited for the lock, and posts moved at commit."""
+    def workers_runs(self, corpus: Corpus, counts=(1, 2, 4), repeat: int = 3, remote: bool = True) -> list[dict]:
+        """N concurrent `quarry import --shard I/N --threads 1` into one new s3:// prefix on moto
+        (or a new local folder), for each N: the wall time from the first start to the last exit
+        (median of `repeat`), the workers' peak RSS, how many of them waited for the lock, and posts
+        moved at commit."""
         sys.path.insert(0, os.path.join(REPO, "tests", "py"))
         import s3
         from pathlib import Path
         work = os.path.join(self.workdir, "s3-workers")
         rmtree(work)
         os.makedirs(work)
-        server = s3.S3Server.start(Path(work))
+        server = s3.S3Server.start(Path(work)) if remote else None
         out = []
         try:
             for n in counts:
                 tries = []
                 for i in range(repeat):
                     warm(corpus.files)
-                    url = server.new_warehouse(f"workers{n}")
+                    url = server.new_warehouse(f"workers{n}") if remote else os.path.join(work, f"wh-{n}-{i}")
                     procs = []
                     t0 = time.perf_counter()
                     for shard in range(n):
                         cache = os.path.join(work, f"cache-{n}-{i}-{shard}")
-                        env = dict(os.environ, **server.env, QUARRY_CACHE_DIR=cache)
+                        env = dict(os.environ, **(server.env if remote else {}), QUARRY_CACHE_DIR=cache)
                         cmd = [self.quarry, "import", "--pipeline", self.pipeline, "--output", url,
                                "--shard", f"{shard}/{n}", "--threads", "1", corpus.path]
                         log = open(os.path.join(work, f"w{n}-{i}-{shard}.log"), "wb")
@@ -242,7 +243,8 @@ class Bench:
                 out.append(tries[len(tries) // 2])
                 print(f"  {n} worker(s): {out[-1]['seconds']:.2f} s", flush=True)
         finally:
-            server.stop()
+            if server:
+                server.stop()
         return out
 
     # ---- the 1,000,000-post warehouse, cached between runs --------------------------------
@@ -465,9 +467,10 @@ def run_all(b: Bench, a, size_mb: float, repeat: int, prefill_pages: int) -> str
     print("bench: quarry --threads 1 and --threads 2 on the 4x corpus", flush=True)
     t1 = b.quarry_runs("quarry --threads 1", big, threads=1, repeat=repeat)
     t2 = b.quarry_runs("quarry --threads 2", big, threads=2, repeat=repeat)
-    print("bench: 1, 2 and 4 workers (--shard, --threads 1) into one s3:// warehouse, 1x pages in 16 files", flush=True)
+    print("bench: 1, 2 and 4 workers (--shard, --threads 1) into one s3:// warehouse and one local folder, 1x pages in 16 files", flush=True)
     shards = gen(q, os.path.join(b.workdir, "corpus-1x-16"), base_pages, 1, 16)
     workers = b.workers_runs(shards, repeat=min(repeat, 3))
+    local_workers = b.workers_runs(shards, repeat=min(repeat, 3), remote=False)
     print(f"bench: {new.pages:,} new pages into an empty and into a {prefill_pages:,}-post warehouse", flush=True)
     d_empty, d_full = b.dedupe_check(new, prefill_pages, repeat)
 
@@ -531,16 +534,21 @@ def run_all(b: Bench, a, size_mb: float, repeat: int, prefill_pages: int) -> str
     out += ["### Workers: `--shard I/N --threads 1` side by side into one `s3://` warehouse (moto on 127.0.0.1)", "",
             f"The 1x pages in 16 files ({shards.mb:,.0f} MB); wall time from the first start to the last exit, "
             f"median of {min(repeat, 3)}; moto shares the {os.cpu_count()} cores.", "",
-            "| workers | seconds | MB/s in all | × one worker | peak RSS MB (max) | waited for the lock | posts moved at commit | imported |",
+            "| workers → warehouse | seconds | MB/s in all | × one worker | peak RSS MB (max) | waited for the lock | posts moved at commit | imported |",
             "|---|---|---|---|---|---|---|---|"]
-    for w in workers:
-        out.append(f"| {w['workers']} | {w['seconds']:.2f} | {shards.mb / w['seconds']:,.1f} | {one / w['seconds']:.2f}× | "
-                   f"{w['rss']:,.0f} | {w['waited']} of {w['workers']} | {w['moved']} | {w['imported']:,} |")
+    local_one = local_workers[0]["seconds"]
+    for where, rows, ref in (("s3://", workers, one), ("local folder", local_workers, local_one)):
+        for w in rows:
+            out.append(f"| {w['workers']} → {where} | {w['seconds']:.2f} | {shards.mb / w['seconds']:,.1f} | "
+                       f"{ref / w['seconds']:.2f}× | {w['rss']:,.0f} | {w['waited']} of {w['workers']} | {w['moved']} | "
+                       f"{w['imported']:,} |")
     out.append("")
     two = next(w for w in workers if w["workers"] == 2)
+    local_two = next(w for w in local_workers if w["workers"] == 2)
     checks.append(check("2 workers ≥ 1.7× one worker (one thread each, into s3://)", one / two["seconds"] >= 1.7,
                         f"{one:.2f} s → {two['seconds']:.2f} s = {one / two['seconds']:.2f}× "
-                        f"({os.cpu_count()} cores, moto on them too)"))
+                        f"({os.cpu_count()} cores, moto on them too); into a local folder "
+                        f"{local_one:.2f} s → {local_two['seconds']:.2f} s = {local_one / local_two['seconds']:.2f}×"))
     out += ["## Goals", ""] + checks
     if hasattr(b, "prefill_run"):
         c, r = b.prefill_run

@@ -467,7 +467,7 @@ pub fn init(location: &super::location::Location) -> Result<Warehouse, CommitErr
 pub fn recover(wh: &Warehouse) -> Result<(std::collections::BTreeSet<String>, super::warehouse::Cleanup), CommitError> {
     let finished = wh.finished_runs()?;
     let cleaned = wh.cleanup(&finished)?;
-    log_delta(&sync_delta(wh)?);
+    log_delta(&sync_delta(wh, &finished)?);
     Ok((finished, cleaned))
 }
 
@@ -479,7 +479,7 @@ pub type Synced = Vec<(Table, delta::Synced)>;
 /// finished runs: after `cleanup`, this rolls forward the log entries a killed run did not get to
 /// write and undoes those of a run that never got its `runs` row. Under the lock, after the
 /// clean-up and before the run's commit (`recover`).
-pub fn sync_delta(wh: &Warehouse) -> Result<Synced, CommitError> {
+pub fn sync_delta(wh: &Warehouse, finished: &std::collections::BTreeSet<String>) -> Result<Synced, CommitError> {
     let mut out = Vec::new();
     for table in Table::ALL {
         let missing = match wh.remote() {
@@ -489,7 +489,7 @@ pub fn sync_delta(wh: &Warehouse) -> Result<Synced, CommitError> {
         if missing {
             delta::create(&wh.table_url(table)?, table)?;
         }
-        out.push((table, sync_delta_table(wh, table)?));
+        out.push((table, sync_delta_table(wh, table, finished)?));
     }
     Ok(out)
 }
@@ -514,10 +514,16 @@ fn log_delta(synced: &Synced) {
     }
 }
 
-/// `sync_delta` for one table. A file to roll forward has its footer read for the statistics (a
+/// `sync_delta` for one table: the files of finished runs (another run's uploads that wait for its
+/// commit stay out of the log). A file to roll forward has its footer read for the statistics (a
 /// remote one is copied into the working folder first).
-pub fn sync_delta_table(wh: &Warehouse, table: Table) -> Result<delta::Synced, CommitError> {
-    let listed = wh.table_files(table)?;
+pub fn sync_delta_table(
+    wh: &Warehouse,
+    table: Table,
+    finished: &std::collections::BTreeSet<String>,
+) -> Result<delta::Synced, CommitError> {
+    let mut listed = wh.table_files(table)?;
+    listed.retain(|f| table == Table::Runs || finished.contains(&f.run));
     let files: Vec<(String, u64)> = listed.iter().map(|f| (f.rel.clone(), f.size)).collect();
     let add_of = |rel: &str, size: u64| {
         let f = listed.iter().find(|f| f.rel == rel).expect("a listed file");
@@ -538,10 +544,19 @@ pub struct RunCommit {
     _live: File,
     /// The commit lock, asked before each step that publishes (`locked_by`).
     lock: LockGuard,
+    /// A remote run's table files uploaded before the commit lock (`upload_early`): the key, and
+    /// the staged file's size and time when it was uploaded.
+    uploaded: Mutex<std::collections::BTreeMap<String, (u64, std::time::SystemTime)>>,
 }
 
 /// The marker a live run holds locked in its staging folder.
 pub const LIVE_MARKER: &str = ".live";
+
+/// A staged file's size and modification time: what tells that it was not rewritten since.
+fn stamp(path: &Path) -> Result<(u64, std::time::SystemTime), WarehouseError> {
+    let m = fs::metadata(path).map_err(io_err(path, "cannot stat"))?;
+    Ok((m.len(), m.modified().map_err(io_err(path, "cannot stat"))?))
+}
 
 fn sync_dir(dir: &Path) -> Result<(), WarehouseError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir, "cannot sync folder"))
@@ -568,7 +583,8 @@ impl RunCommit {
         let live = File::create(&marker).map_err(io_err(&marker, "cannot create the run's live marker"))?;
         live.lock().map_err(io_err(&marker, "cannot lock the run's live marker"))?;
         let (run_id, ingest_date) = (run_id.into(), ingest_date.into());
-        Ok(RunCommit { wh: wh.clone(), run_id, ingest_date, staging, _live: live, lock: LockGuard(None) })
+        let uploaded = Mutex::new(std::collections::BTreeMap::new());
+        Ok(RunCommit { wh: wh.clone(), run_id, ingest_date, staging, _live: live, lock: LockGuard(None), uploaded })
     }
 
     /// The commit lock this run commits under: its lease is checked before each publishing step.
@@ -597,8 +613,45 @@ impl RunCommit {
         Ok(())
     }
 
+    /// A remote run, before it waits for the commit lock: uploads the staged files of the tables it
+    /// adds rows to (`rows`: posts, rejects, duplicates) under their final keys, where no Delta
+    /// reader sees them until the commit and other runs' clean-ups spare them for a while
+    /// (`QUARRY_UPLOAD_GRACE`). The commit then uploads only what changed or went missing. The
+    /// uploads of workers overlap this way instead of queueing behind the lock.
+    pub fn upload_early(&self, rows: [u64; 3]) -> Result<(), CommitError> {
+        let Some(r) = self.wh.remote() else { return Ok(()) };
+        for (table, rows) in Table::DATA.into_iter().zip(rows) {
+            for n in (0..).take_while(|n| rows > 0 && self.staging.join(part_name(table.name(), *n)).exists()) {
+                let from = self.staging.join(part_name(table.name(), n));
+                let key = self.key_of(table, n);
+                let stamp = stamp(&from)?;
+                r.upload(&key, &from)?;
+                self.uploaded.lock().expect("uploads").insert(key, stamp);
+            }
+        }
+        Ok(())
+    }
+
+    /// The key of part `n` of a table's file of this run.
+    fn key_of(&self, table: Table, n: u32) -> String {
+        let to = self.wh.table_part(table, &self.run_id, &self.ingest_date, n);
+        format!("{}/{}", table.name(), self.wh.rel_of(table, &to))
+    }
+
+    /// Removes what `upload_early` uploaded that the commit did not place (a table the commit's
+    /// second look emptied, a part it merged away).
+    fn drop_early_leftovers(&self) -> Result<(), CommitError> {
+        let Some(r) = self.wh.remote() else { return Ok(()) };
+        let left = std::mem::take(&mut *self.uploaded.lock().expect("uploads"));
+        for key in left.keys() {
+            r.delete(key)?;
+        }
+        Ok(())
+    }
+
     /// Puts the staged file `from` at its place `to` in a table (a rename into the folder, or an
-    /// upload to the same path under the remote prefix); its `Add` for the log.
+    /// upload to the same path under the remote prefix, unless `upload_early` put this very file
+    /// there and it still is); its `Add` for the log.
     fn place(&self, table: Table, from: &Path, to: &Path) -> Result<Add, CommitError> {
         match self.wh.remote() {
             None => {
@@ -612,7 +665,12 @@ impl RunCommit {
                 let staged = self.wh.disk_file(table, from.to_path_buf())?;
                 let file = DiskFile { rel: self.wh.rel_of(table, to), ..staged };
                 let add = delta::add_for(&file)?;
-                r.upload(&format!("{}/{}", table.name(), file.rel), from)?;
+                let key = format!("{}/{}", table.name(), file.rel);
+                let early = self.uploaded.lock().expect("uploads").remove(&key);
+                let same = early.is_some_and(|e| stamp(from).ok() == Some(e)) && r.size(&key)? == Some(file.size);
+                if !same {
+                    r.upload(&key, from)?;
+                }
                 fs::remove_file(from).map_err(io_err(from, "cannot remove an uploaded staged file"))?;
                 Ok(add)
             }
@@ -683,6 +741,7 @@ impl RunCommit {
                 return Ok(());
             }
         }
+        self.drop_early_leftovers()?;
         let list = self.staging.join("files.tsv");
         let text: String = files.iter().map(|(d, n)| format!("{d}\t{n}\n")).collect();
         fs::write(&list, text).map_err(io_err(&list, "cannot write the digest list"))?;
@@ -769,7 +828,7 @@ impl RunCommit {
         }
         if !replaced.is_empty() {
             self.wh.apply_replacements(&self.run_id)?;
-            sync_delta_table(&self.wh, Table::Rejects)?;
+            sync_delta_table(&self.wh, Table::Rejects, &self.wh.finished_runs()?)?;
         }
         fs::remove_dir_all(&self.staging).map_err(io_err(&self.staging, "cannot remove the staging folder"))?;
         Ok(())

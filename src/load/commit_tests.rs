@@ -141,7 +141,7 @@ fn stage_run(wh: &Warehouse, p: &Pipeline, run: &str, first: &str, hash: &str) -
 fn setup(p: &Pipeline) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::create(&dir.path().join("wh").into()).unwrap();
-    sync_delta(&wh).unwrap();
+    sync_delta(&wh, &Default::default()).unwrap();
     let (first, second) = ("20261201T000000.000001Z".to_string(), "20261201T000000.000002Z".to_string());
     let (c, segment) = stage_run(&wh, p, &first, "", "aaaa0000aaaa0000aaaa");
     let files = [("d1".to_string(), "dumps/a.txt".to_string())];
@@ -198,7 +198,7 @@ fn a_commit_stopped_at_any_step_is_undone_or_completed_by_the_next_clean_up() {
             let finished = s.wh.finished_runs().unwrap();
             let cleaned = s.wh.cleanup(&finished).unwrap();
             let (index, repairs) = Index::open(&s.wh, &finished).unwrap();
-            let synced = sync_delta(&s.wh).unwrap();
+            let synced = sync_delta(&s.wh, &finished).unwrap();
             delta_lists_the_folders(&s.wh, step);
             let after = tree(s.wh.root());
             let counts = step >= CommitStep::RunsRow;
@@ -255,4 +255,51 @@ fn delta_lists_the_folders(wh: &Warehouse, step: CommitStep) {
             "{step:?}: {t}'s Delta log lists its folder"
         );
     }
+}
+
+#[test]
+fn a_commit_moves_the_hashes_another_run_took_meanwhile_to_duplicates() {
+    let p = Pipeline::builtin();
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::create(&dir.path().join("wh").into()).unwrap();
+    let run = "20261201T000000.000003Z";
+    let c = RunCommit::begin(&wh, run, "2026-12-01").unwrap();
+    // Three posts in two parts, and a duplicate that named this run as the first of one of them.
+    let (a, b, d) = ("aaaa0000aaaa0000aaaa", "bbbb0000bbbb0000bbbb", "dddd0000dddd0000dddd");
+    for (n, hashes) in [(0, vec![a, b]), (1, vec![d])] {
+        let path = c.staging.join(crate::load::parquet::part_name("posts", n));
+        let mut w =
+            TableWriter::create(&path, Table::Posts.schema(), properties(&p.output, Table::Posts).unwrap()).unwrap();
+        w.write(&posts(&p, &hashes)).unwrap();
+        w.close().unwrap();
+    }
+    let mut w = c.writer(Table::Duplicates, &p.output).unwrap();
+    let own =
+        DuplicateRow { hash: d.into(), source_file: "dumps/c.txt".into(), source_offset: 5, first_run_id: run.into() };
+    w.write(&duplicates_batch(run, &[own]).unwrap()).unwrap();
+    w.close().unwrap();
+    let segment = c.index_work().unwrap().join("run.seg");
+    let mut s = SegmentWriter::create(&segment, 3).unwrap();
+    for h in [a, b, d] {
+        s.push(&PackedHash::new(h).unwrap(), run).unwrap();
+    }
+    s.finish().unwrap();
+
+    let taken = std::collections::HashMap::from([(b.to_string(), "w1".to_string()), (d.to_string(), "w2".to_string())]);
+    let moved = c.move_taken(&taken, &segment, &p.output).unwrap();
+    assert_eq!(moved.rows, 2);
+    // Part 1 lost its only row: gone, so part 0 is the only one left.
+    let part0 = read_back(&c.staging.join("posts.parquet"));
+    let hashes = |b: &RecordBatch, col: &str| -> Vec<String> {
+        let a = b.column_by_name(col).unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+        (0..arrow::array::Array::len(a)).map(|i| a.value(i).to_string()).collect()
+    };
+    assert_eq!(hashes(&part0, "hash"), [a]);
+    assert!(!c.staging.join(crate::load::parquet::part_name("posts", 1)).exists());
+    let dups = read_back(&c.staging.join("duplicates.parquet"));
+    assert_eq!(hashes(&dups, "hash"), [d, b, d]);
+    assert_eq!(hashes(&dups, "first_run_id"), ["w2", "w1", "w2"], "this run's own first of d now names w2");
+    let seg = crate::load::index::segment::Segment::open(&segment, false).unwrap();
+    let left: Vec<String> = seg.records_iter().map(|r| r.unwrap().0.to_hex()).collect();
+    assert_eq!(left, [a]);
 }

@@ -157,6 +157,15 @@ pub struct RemoteError {
     pub what: String,
 }
 
+/// An object as listed: its key relative to the warehouse, size, version tag, and when it was written.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    pub e_tag: Option<String>,
+    pub written_ms: i64,
+}
+
 /// An object as read: its bytes and its version tag (for a conditional update).
 pub struct Object {
     pub bytes: Bytes,
@@ -327,22 +336,36 @@ impl Remote {
     /// Every object under `rel_prefix` (a folder: `runs`, `_quarry/index`), as (key relative to
     /// the warehouse, size), sorted by key.
     pub fn list(&self, rel_prefix: &str) -> Result<Vec<(String, u64)>, RemoteError> {
-        Ok(self.list_versions(rel_prefix)?.into_iter().map(|(k, size, _)| (k, size)).collect())
+        Ok(self.list_versions(rel_prefix)?.into_iter().map(|l| (l.key, l.size)).collect())
     }
 
-    /// `list` with each object's version tag.
-    pub fn list_versions(&self, rel_prefix: &str) -> Result<Vec<(String, u64, Option<String>)>, RemoteError> {
+    /// `list` with each object's version tag and when it was written (ms since the epoch).
+    pub fn list_versions(&self, rel_prefix: &str) -> Result<Vec<Listed>, RemoteError> {
         let key = self.key(rel_prefix);
         let strip = if self.prefix.is_empty() { 0 } else { self.prefix.len() + 1 };
         let listed: Result<Vec<object_store::ObjectMeta>, object_store::Error> =
             self.block(rel_prefix, self.store.list(Some(&key)).try_collect())?;
-        let mut out: Vec<(String, u64, Option<String>)> = listed
+        let mut out: Vec<Listed> = listed
             .map_err(|e| self.fail(rel_prefix, "cannot list", e))?
             .into_iter()
-            .map(|m| (m.location.as_ref().get(strip..).unwrap_or_default().to_string(), m.size, m.e_tag))
+            .map(|m| Listed {
+                key: m.location.as_ref().get(strip..).unwrap_or_default().to_string(),
+                size: m.size,
+                e_tag: m.e_tag,
+                written_ms: m.last_modified.timestamp_millis(),
+            })
             .collect();
-        out.sort();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    /// The size of an object; `None` when there is none.
+    pub fn size(&self, rel: &str) -> Result<Option<u64>, RemoteError> {
+        match self.block(rel, self.store.head(&self.key(rel)))? {
+            Ok(m) => Ok(Some(m.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.fail(rel, "cannot read the size of", e)),
+        }
     }
 
     /// Removes an object (nothing to do when it is gone already).

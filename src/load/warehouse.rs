@@ -68,6 +68,8 @@ pub struct TableFile {
     pub rel: String,
     pub size: u64,
     pub version: Option<String>,
+    /// When an object was written (ms since the epoch); `None` for a local file.
+    pub written_ms: Option<i64>,
 }
 
 /// A warehouse: where it is, the local folder quarry works in, and for a remote one its client.
@@ -347,13 +349,14 @@ impl Warehouse {
         let mut out = Vec::new();
         if let Some(r) = &self.remote {
             let strip = table.name().len() + 1;
-            for (key, size, version) in r.list_versions(table.name())? {
-                let rel = &key[strip.min(key.len())..];
+            for o in r.list_versions(table.name())? {
+                let rel = &o.key[strip.min(o.key.len())..];
                 if rel.starts_with("_delta_log/") {
                     continue;
                 }
                 if let Some(run) = rel.rsplit('/').next().and_then(run_of_file) {
-                    out.push(TableFile { run: run.to_string(), rel: rel.to_string(), size, version });
+                    let (run, rel) = (run.to_string(), rel.to_string());
+                    out.push(TableFile { run, rel, size: o.size, version: o.e_tag, written_ms: Some(o.written_ms) });
                 }
             }
             out.sort();
@@ -375,7 +378,8 @@ impl Warehouse {
                     stack.push(p);
                 } else if let Some(id) = e.file_name().to_str().and_then(run_of_file) {
                     let size = e.metadata().map_err(io_err(&p, "cannot stat"))?.len();
-                    out.push(TableFile { run: id.to_string(), rel: self.rel_of(table, &p), size, version: None });
+                    let rel = self.rel_of(table, &p);
+                    out.push(TableFile { run: id.to_string(), rel, size, version: None, written_ms: None });
                 }
             }
         }
@@ -445,9 +449,13 @@ impl Warehouse {
                 }
             }
         }
+        let now_ms = chrono::Utc::now().timestamp_millis();
         for table in Table::DATA {
             for f in self.table_files(table)? {
-                if !finished.contains(&f.run) {
+                // A remote run uploads its files before it waits for the commit lock: one younger
+                // than the grace period may be a live run's (if not, a later clean-up takes it).
+                let young = f.written_ms.is_some_and(|w| now_ms - w < upload_grace_ms());
+                if !finished.contains(&f.run) && !young {
                     c.removed.push(self.remove_table_file(table, &f.rel)?);
                 }
             }
@@ -610,6 +618,14 @@ impl Warehouse {
 fn is_live(dir: &Path) -> bool {
     let Ok(marker) = fs::File::open(dir.join(super::commit::LIVE_MARKER)) else { return false };
     matches!(marker.try_lock_shared(), Err(fs::TryLockError::WouldBlock))
+}
+
+/// How long a remote run's uploaded table objects are spared by other runs' clean-ups before its
+/// `runs` row exists (`QUARRY_UPLOAD_GRACE` seconds, 3600 by default): a run uploads them before it
+/// waits for the commit lock, and checks them again under it (re-uploading any that are gone).
+fn upload_grace_ms() -> i64 {
+    let secs = std::env::var("QUARRY_UPLOAD_GRACE").ok().and_then(|v| v.parse::<f64>().ok()).filter(|s| *s >= 0.0);
+    (secs.unwrap_or(3600.0) * 1000.0) as i64
 }
 
 /// The index's key prefix in a remote warehouse.

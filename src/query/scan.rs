@@ -51,7 +51,7 @@ pub fn files(wh: &Warehouse, finished: &BTreeSet<String>, table: Table) -> Resul
                     }
                 },
             };
-            out.push(TableFile { run, rel, size: size as u64, version });
+            out.push(TableFile { run, rel, size: size as u64, version, written_ms: None });
         }
         out
     } else {

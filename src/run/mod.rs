@@ -125,6 +125,7 @@ impl<'p> Run<'p> {
         progress.finish();
         let Session { wh, mut commit, lock, index, index_files, run_id, finished, started, .. } = session;
         drop(index);
+        commit.upload_early(rows)?;
         let lock = match lock {
             Some(held) => held,
             None => RunLock::acquire(&wh, opts.wait)?,

@@ -27,8 +27,10 @@ def corpus(request, quarry_binary):
 
 
 def fresh_cache(tmp_path_factory) -> dict:
-    """The environment of a stateless importer: a working folder nothing has used yet."""
-    return {"QUARRY_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
+    """The environment of a stateless importer: a working folder nothing has used yet. Runs here
+    follow each other, so the clean-up takes a dead run's uploads at once instead of sparing them
+    for QUARRY_UPLOAD_GRACE (a live run's, in test_workers.py)."""
+    return {"QUARRY_CACHE_DIR": str(tmp_path_factory.mktemp("cache")), "QUARRY_UPLOAD_GRACE": "0"}
 
 
 def import_all(url, corpus, tmp_path_factory, batches=None):
@@ -227,7 +229,8 @@ def test_s3_an_ended_lease_is_taken_over(fixture_corpus, s3_server, tmp_path_fac
     # A crashed run elsewhere: its lease ended, its posts object is left (no runs row).
     s3_server.put(url, "_quarry/lock", lease("elsewhere", 1, -5))
     s3_server.put(url, "posts/ingest_date=2026-01-01/20260101T000000.000000Z.parquet", b"PAR1")
-    rc, _, err = whr.run_quarry(whr.import_args(url, fixture_corpus.batch(2), quiet=False))
+    rc, _, err = whr.run_quarry(whr.import_args(url, fixture_corpus.batch(2), quiet=False),
+                                env={"QUARRY_UPLOAD_GRACE": "0"})
     assert rc == 0, err
     assert "took over the lock of pid 1 on elsewhere (its lease ended" in err, err
     assert leftovers(s3_server, url) == []
