@@ -24,7 +24,7 @@ pub(crate) struct Session {
     /// Every hash of the finished runs, on disk.
     pub index: Arc<Index>,
     /// The index files open at the start: the commit asks only the files written since.
-    pub index_files: BTreeSet<String>,
+    pub index_files: BTreeSet<(String, u64, usize)>,
     /// The run's start, µs since the Unix epoch.
     pub started: i64,
     pub run_id: String,

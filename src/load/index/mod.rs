@@ -94,15 +94,16 @@ impl Index {
         Ok(index)
     }
 
-    /// The names of the files open.
-    pub fn names(&self) -> std::collections::BTreeSet<String> {
+    /// The files open, each as (name, records, blocks): what tells a file from a later one of
+    /// the same name (names repeat only after the index was rebuilt from scratch).
+    pub fn names(&self) -> std::collections::BTreeSet<(String, u64, usize)> {
         let levels = self.levels.iter().flat_map(|l| l.files.iter().map(|(_, _, s)| s));
-        self.l0.iter().chain(levels).filter_map(|s| s.path().file_name()?.to_str().map(str::to_string)).collect()
+        self.l0.iter().chain(levels).filter_map(identity).collect()
     }
 
-    /// This index without the files named in `known` (to ask only what was written since).
-    pub fn without(mut self, known: &std::collections::BTreeSet<String>) -> Index {
-        let keep = |s: &Segment| s.path().file_name().and_then(|n| n.to_str()).is_none_or(|n| !known.contains(n));
+    /// This index without the files `known` lists (to ask only what was written since).
+    pub fn without(mut self, known: &std::collections::BTreeSet<(String, u64, usize)>) -> Index {
+        let keep = |s: &Segment| identity(s).is_none_or(|id| !known.contains(&id));
         self.l0.retain(keep);
         for level in &mut self.levels {
             level.files.retain(|(_, _, s)| keep(s));
@@ -153,6 +154,11 @@ impl Index {
         }
         Ok(found)
     }
+}
+
+/// A segment as `Index::names` lists it.
+fn identity(s: &Segment) -> Option<(String, u64, usize)> {
+    Some((s.path().file_name()?.to_str()?.to_string(), s.records(), s.blocks()))
 }
 
 /// The index folder of a warehouse's internal folder.
