@@ -146,3 +146,30 @@ fn many_runs_make_several_levels_that_still_answer() {
     let (index, _) = Index::open(&wh, &finished).unwrap();
     check(&index, &truth);
 }
+
+#[test]
+fn the_files_written_since_a_run_began_hold_every_hash_taken_since() {
+    // A run opens the index, others commit and merge meanwhile; at its commit it asks only the
+    // files that are new (`without` the ones it opened): they must hold every hash taken since.
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::create(&dir.path().join("wh").into()).unwrap();
+    let (mut finished, mut truth) = (BTreeSet::new(), BTreeMap::new());
+    for n in 0..6 {
+        let keys: Vec<u32> = (0..40).map(|i| (n * 13 + i * 5) % UNIVERSE).collect();
+        run_once(&wh, n as usize, &keys, End::Done, &mut finished, &mut truth);
+    }
+    let known = Index::open(&wh, &finished).unwrap().0.names();
+    let before = truth.clone();
+    for n in 6..14 {
+        let keys: Vec<u32> = (0..40).map(|i| (n * 13 + i * 5) % UNIVERSE).collect();
+        run_once(&wh, n as usize, &keys, End::Done, &mut finished, &mut truth);
+    }
+    let newer = Index::open(&wh, &finished).unwrap().0.without(&known);
+    let mut since: Vec<(&PackedHash, &String)> = truth.iter().filter(|(k, _)| !before.contains_key(*k)).collect();
+    since.sort();
+    assert!(since.len() > 20, "later runs took hashes: {}", since.len());
+    let keys: Vec<PackedHash> = since.iter().map(|(k, _)| **k).collect();
+    for ((_, run), found) in since.iter().zip(newer.lookup(&keys).unwrap()) {
+        assert_eq!(found, Some(run.as_str()));
+    }
+}
