@@ -275,17 +275,33 @@ struct Opened {
     shown: String,
 }
 
+/// Opens the table at `url` at its latest version. The process keeps each table it opened, so that
+/// opening it again reads only the commits since (a run opens each table for the recovery's sync and
+/// again for its commit; replaying a log that has no checkpoint costs one read per commit).
 fn open(url: &url::Url) -> Result<Opened, DeltaError> {
+    static OPENED: std::sync::OnceLock<std::sync::Mutex<HashMap<String, deltalake::DeltaTable>>> =
+        std::sync::OnceLock::new();
     let shown = shown(url);
     let rt = runtime(&shown)?;
     let fail = |e: DeltaTableError| err(&shown, format!("cannot open the Delta table: {e}"));
+    let kept = OPENED.get_or_init(Default::default).lock().expect("open tables").get(url.as_str()).cloned();
     let table = rt.block_on(async {
-        let inner = deltalake::DeltaTableBuilder::from_url(url.clone())?.build_storage()?;
-        let mut table = deltalake::DeltaTable::new(std::sync::Arc::new(frugal::Frugal { inner }));
-        table.load().await?;
-        Ok::<_, DeltaTableError>(table)
+        match kept {
+            Some(mut table) => {
+                table.update_incremental(None).await?;
+                Ok(table)
+            }
+            None => {
+                let inner = deltalake::DeltaTableBuilder::from_url(url.clone())?.build_storage()?;
+                let mut table = deltalake::DeltaTable::new(std::sync::Arc::new(frugal::Frugal { inner }));
+                table.load().await?;
+                Ok::<_, DeltaTableError>(table)
+            }
+        }
     });
-    Ok(Opened { rt, table: table.map_err(fail)?, shown })
+    let table = table.map_err(fail)?;
+    OPENED.get_or_init(Default::default).lock().expect("open tables").insert(url.as_str().to_string(), table.clone());
+    Ok(Opened { rt, table, shown })
 }
 
 /// A table's log store as deltalake makes it, with one change: the kernel engine it hands out
