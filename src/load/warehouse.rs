@@ -174,11 +174,19 @@ impl Warehouse {
         }
     }
 
+    /// Whether a table has a Delta log yet.
+    pub fn has_delta_log(&self, table: Table) -> Result<bool, WarehouseError> {
+        Ok(match &self.remote {
+            None => self.table(table).join("_delta_log").is_dir(),
+            Some(r) => !r.list(&format!("{}/_delta_log", table.name()))?.is_empty(),
+        })
+    }
+
     /// A table file as shown to people: its path, or its object's URL.
     pub fn file_shown(&self, table: Table, rel: &str) -> String {
         match &self.remote {
             None => self.table(table).join(rel).display().to_string(),
-            Some(r) => r.url(&format!("{}/{rel}", table.name())),
+            Some(r) => r.url(&table_key(table, rel)),
         }
     }
 
@@ -399,7 +407,7 @@ impl Warehouse {
                 && fs::read_to_string(&tag).is_ok_and(|v| v == version);
             if !fresh {
                 let _ = fs::remove_file(&tag);
-                r.download(&format!("{}/{}", table.name(), f.rel), &path)?;
+                r.download(&table_key(table, &f.rel), &path)?;
                 fs::write(&tag, version).map_err(io_err(&tag, "cannot keep a copy's version"))?;
             }
         }
@@ -414,7 +422,7 @@ impl Warehouse {
                 Ok(path)
             }
             Some(r) => {
-                let key = format!("{}/{rel}", table.name());
+                let key = table_key(table, rel);
                 r.delete(&key)?;
                 let _ = fs::remove_file(&path);
                 Ok(PathBuf::from(r.url(&key)))
@@ -449,12 +457,12 @@ impl Warehouse {
                 }
             }
         }
-        let now_ms = chrono::Utc::now().timestamp_millis();
+        let (now_ms, grace_ms) = (chrono::Utc::now().timestamp_millis(), upload_grace_ms());
         for table in Table::DATA {
             for f in self.table_files(table)? {
                 // A remote run uploads its files before it waits for the commit lock: one younger
                 // than the grace period may be a live run's (if not, a later clean-up takes it).
-                let young = f.written_ms.is_some_and(|w| now_ms - w < upload_grace_ms());
+                let young = f.written_ms.is_some_and(|w| now_ms - w < grace_ms);
                 if !finished.contains(&f.run) && !young {
                     c.removed.push(self.remove_table_file(table, &f.rel)?);
                 }
@@ -557,12 +565,7 @@ impl Warehouse {
         let Some(r) = &self.remote else { return Ok(()) };
         let dir = self.index_dir();
         fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create the index folder"))?;
-        let remote: BTreeMap<String, u64> = r
-            .list(INDEX_KEY)?
-            .into_iter()
-            .filter_map(|(k, size)| Some((k.strip_prefix(INDEX_KEY)?.strip_prefix('/')?.to_string(), size)))
-            .filter(|(name, _)| !name.contains('/'))
-            .collect();
+        let remote = remote_index(r)?;
         let local = local_files(&dir)?;
         for (name, _) in local.iter().filter(|(n, s)| remote.get(*n) != Some(s)) {
             let p = dir.join(name);
@@ -583,11 +586,7 @@ impl Warehouse {
     pub fn index_up(&self) -> Result<(), WarehouseError> {
         let Some(r) = &self.remote else { return Ok(()) };
         let dir = self.index_dir();
-        let remote: BTreeMap<String, u64> = r
-            .list(INDEX_KEY)?
-            .into_iter()
-            .filter_map(|(k, size)| Some((k.strip_prefix(INDEX_KEY)?.strip_prefix('/')?.to_string(), size)))
-            .collect();
+        let remote = remote_index(r)?;
         let local = local_files(&dir)?;
         let manifest = super::index::MANIFEST;
         for (name, size) in local.iter().filter(|(n, _)| n.as_str() != manifest) {
@@ -613,6 +612,11 @@ impl Warehouse {
     }
 }
 
+/// The key of a table file (`rel` relative to the table) in a remote warehouse.
+pub fn table_key(table: Table, rel: &str) -> String {
+    format!("{}/{rel}", table.name())
+}
+
 /// Whether the run whose staging folder is `dir` is alive: its live marker is locked (by the run's
 /// process: the lock goes with it).
 fn is_live(dir: &Path) -> bool {
@@ -624,12 +628,20 @@ fn is_live(dir: &Path) -> bool {
 /// `runs` row exists (`QUARRY_UPLOAD_GRACE` seconds, 3600 by default): a run uploads them before it
 /// waits for the commit lock, and checks them again under it (re-uploading any that are gone).
 fn upload_grace_ms() -> i64 {
-    let secs = std::env::var("QUARRY_UPLOAD_GRACE").ok().and_then(|v| v.parse::<f64>().ok()).filter(|s| *s >= 0.0);
-    (secs.unwrap_or(3600.0) * 1000.0) as i64
+    (super::env_seconds("QUARRY_UPLOAD_GRACE").unwrap_or(3600.0) * 1000.0) as i64
 }
 
 /// The index's key prefix in a remote warehouse.
 const INDEX_KEY: &str = "_quarry/index";
+
+/// The names and sizes of the files of a remote warehouse's index.
+fn remote_index(r: &Remote) -> Result<BTreeMap<String, u64>, WarehouseError> {
+    Ok(r.list(INDEX_KEY)?
+        .into_iter()
+        .filter_map(|(k, size)| Some((k.strip_prefix(INDEX_KEY)?.strip_prefix('/')?.to_string(), size)))
+        .filter(|(name, _)| !name.contains('/'))
+        .collect())
+}
 
 /// The names and sizes of what a folder holds (folders with size 0); empty when it is missing.
 fn local_files(dir: &Path) -> Result<BTreeMap<String, u64>, WarehouseError> {

@@ -27,7 +27,7 @@ use crate::transform::ffi;
 /// warehouse's are copied into its working folder once). The files are those the table's Delta
 /// snapshot lists (the folder's, for a local warehouse an older quarry wrote without logs).
 pub fn files(wh: &Warehouse, finished: &BTreeSet<String>, table: Table) -> Result<Vec<PathBuf>, QueryError> {
-    let listed: Vec<TableFile> = if has_log(wh, table)? {
+    let listed: Vec<TableFile> = if wh.has_delta_log(table)? {
         let rows = delta::files(&wh.table_url(table)?)?;
         // A remote table's objects, for their version tags (a local one's files need none).
         let objects: BTreeMap<String, TableFile> = match wh.remote() {
@@ -69,18 +69,11 @@ pub fn files(wh: &Warehouse, finished: &BTreeSet<String>, table: Table) -> Resul
 /// The run ids of the warehouse's finished runs, as readers see them: the files the `runs` Delta
 /// snapshot lists (the folder's for a warehouse without logs).
 pub fn finished(wh: &Warehouse) -> Result<BTreeSet<String>, QueryError> {
-    if !has_log(wh, Table::Runs)? {
+    if !wh.has_delta_log(Table::Runs)? {
         return Ok(wh.finished_runs()?);
     }
     let rows = delta::files(&wh.table_url(Table::Runs)?)?;
     Ok(rows.iter().filter_map(|(rel, _)| run_of_file(rel.rsplit('/').next()?)).map(str::to_string).collect())
-}
-
-fn has_log(wh: &Warehouse, table: Table) -> Result<bool, QueryError> {
-    Ok(match wh.remote() {
-        None => wh.table(table).join("_delta_log").is_dir(),
-        Some(r) => !r.list(&format!("{}/_delta_log", table.name())).map_err(WarehouseError::from)?.is_empty(),
-    })
 }
 
 /// A table as a lazy frame over its files (from `files`).
