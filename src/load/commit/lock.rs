@@ -64,13 +64,18 @@ fn lock_wait() -> std::time::Duration {
     std::time::Duration::from_secs_f64(crate::load::env_seconds("QUARRY_LOCK_WAIT").unwrap_or(1800.0))
 }
 
-/// A pause of 50–250 ms, different in each process and call (so that waiting runs do not poll in step).
-fn jittered_pause() -> std::time::Duration {
+/// The `n`th pause (from 0) of a run waiting for the lock: 10 ms, growing by half each time up to
+/// 250 ms, each jittered to 50–100% of that, different in each process and call (waiting runs do
+/// not poll in step). A commit holds the lock for tens of milliseconds (a local warehouse) to a few
+/// tenths of a second (object storage): fixed pauses of 50–250 ms cost a waiting run up to a
+/// quarter second after each release; polls that start short cost it a few milliseconds.
+fn jittered_pause(n: u32) -> std::time::Duration {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let mix = xxhash_rust::xxh3::xxh3_64(
         &[u64::from(nanos).to_le_bytes(), u64::from(std::process::id()).to_le_bytes()].concat(),
     );
-    std::time::Duration::from_millis(50 + mix % 200)
+    let full_us = (10_000.0 * 1.5f64.powi(n.min(16) as i32)).min(250_000.0) as u64;
+    std::time::Duration::from_micros(full_us / 2 + mix % (full_us / 2 + 1))
 }
 
 /// Waits out another holder of the lock: the first time says so, past the deadline fails.
@@ -78,12 +83,14 @@ struct Waiting {
     since: std::time::Instant,
     deadline: Option<std::time::Instant>,
     said: bool,
+    /// Pauses so far.
+    pauses: u32,
 }
 
 impl Waiting {
     fn new(wait: bool) -> Waiting {
         let since = std::time::Instant::now();
-        Waiting { since, deadline: (!wait).then(|| since + lock_wait()), said: false }
+        Waiting { since, deadline: (!wait).then(|| since + lock_wait()), said: false, pauses: 0 }
     }
 
     /// One more pause for `holder`; the `LockedError` once the deadline has passed.
@@ -95,14 +102,15 @@ impl Waiting {
             tracing::info!("waiting for the warehouse lock ({holder})");
             self.said = true;
         }
-        std::thread::sleep(jittered_pause());
+        std::thread::sleep(jittered_pause(self.pauses));
+        self.pauses += 1;
         Ok(())
     }
 
     fn done(&self) {
         let waited = self.since.elapsed().as_secs_f64();
         if self.said {
-            tracing::info!("lock: taken after waiting {waited:.1} s");
+            tracing::info!("lock: taken after waiting {waited:.2} s ({} looks at it)", self.pauses + 1);
         }
     }
 }
@@ -362,7 +370,12 @@ mod lease_tests {
     use std::time::Duration;
 
     fn lock(r: &Remote, ttl_ms: u64) -> Result<Lease, CommitError> {
-        let now = Waiting { since: std::time::Instant::now(), deadline: Some(std::time::Instant::now()), said: false };
+        let now = Waiting {
+            since: std::time::Instant::now(),
+            deadline: Some(std::time::Instant::now()),
+            said: false,
+            pauses: 0,
+        };
         Lease::acquire_for(r, "s3://test/wh".into(), now, Duration::from_millis(ttl_ms))
     }
 
