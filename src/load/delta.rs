@@ -413,12 +413,16 @@ impl Opened {
     }
 
     /// Commits `actions` as the next version (no checkpoint: see the module doc); that version.
+    /// The log clean-up after a commit is off too: with no checkpoint it can remove nothing, and it
+    /// lists the whole log to find that out (one more request per 1,000 commits, on every commit).
     fn commit(&self, actions: Vec<Action>, op: DeltaOperation, meta: (&str, Value)) -> Result<u64, DeltaError> {
+        use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
         let snapshot = self.table.snapshot().map_err(|e| err(&self.shown, e))?;
+        let props = CommitProperties::default().with_create_checkpoint(false).with_cleanup_expired_logs(Some(false));
         let done = self
             .rt
             .block_on(
-                deltalake::kernel::transaction::CommitBuilder::default()
+                CommitBuilder::from(props)
                     .with_actions(actions)
                     .with_app_metadata(HashMap::from([(meta.0.to_string(), meta.1)]))
                     .build(Some(snapshot), self.table.log_store(), op)
