@@ -110,23 +110,51 @@ impl From<RemoteError> for CommitError {
 }
 
 /// `quarry init`: makes the warehouse and each of its tables' Delta logs (a table there already is
-/// left as it is; creating from several processes at once makes each table once).
+/// left as it is; creating from several processes at once makes each table once), then, under the
+/// lock, recovers it in full when it is not marked synced (an older quarry's warehouse, or a
+/// commit cut off) and marks it: the workers started after it find it ready.
 pub fn init(location: &super::location::Location) -> Result<Warehouse, CommitError> {
     let wh = Warehouse::create(location)?;
     for table in Table::ALL {
         delta::create(&wh.table_url(table)?, table)?;
     }
+    let lock = RunLock::acquire(&wh, false)?;
+    if !wh.is_synced()? {
+        let finished = wh.finished_runs()?;
+        recover_in_full(&wh, &finished)?;
+        lock.guard().check()?;
+        wh.mark_synced("quarry init")?;
+    }
+    drop(lock);
     Ok(wh)
 }
 
-/// What the commit lock's holder does before it commits: the runs finished by now, the clean-up
-/// of what crashed runs left (the staging folders of live runs stay), and each table's Delta log
-/// made to list exactly the committed files (logged).
+/// What the commit lock's holder does before it commits: the runs finished by now and, when a
+/// commit was cut off since the last recovery (the warehouse is not marked synced: see
+/// `Warehouse::is_synced`), the clean-up of what crashed runs left (the staging folders of live
+/// runs stay) and each table's Delta log made to list exactly the committed files (logged). The
+/// run's own commit removes and rewrites the mark. When the mark is there nothing needs repair, and
+/// this is one listing and one read: a commit under the lock does not list every table and open
+/// every log (on object storage that was ~30 requests of each commit's time under the lock).
 pub fn recover(wh: &Warehouse) -> Result<(std::collections::BTreeSet<String>, super::warehouse::Cleanup), CommitError> {
     let finished = wh.finished_runs()?;
-    let cleaned = wh.cleanup(&finished)?;
-    log_delta(&sync_delta(wh, &finished)?);
+    if wh.is_synced()? {
+        return Ok((finished, Default::default()));
+    }
+    let cleaned = recover_in_full(wh, &finished)?;
     Ok((finished, cleaned))
+}
+
+/// The clean-up after crashed runs and the Delta sync (`recover` when the warehouse is not marked
+/// synced; a run's start, under the lock, whether it is or not: the clean-up then takes what runs
+/// killed before their commit left, and the sync runs only without the mark).
+pub fn recover_in_full(
+    wh: &Warehouse,
+    finished: &std::collections::BTreeSet<String>,
+) -> Result<super::warehouse::Cleanup, CommitError> {
+    let cleaned = wh.cleanup(finished)?;
+    log_delta(&sync_delta(wh, finished)?);
+    Ok(cleaned)
 }
 
 /// What `sync_delta` did to each table's log.
@@ -382,6 +410,10 @@ impl RunCommit {
         if hold(CommitStep::Staged) {
             return Ok(());
         }
+        self.lock.check()?;
+        // From here until the mark is written again, a run killed leaves a warehouse that the next
+        // holder of the lock recovers in full.
+        self.wh.mark_unsynced()?;
         for (table, rows) in Table::DATA.into_iter().zip(rows) {
             self.lock.check()?;
             let first = self.staging.join(part_name(table.name(), 0));
@@ -484,6 +516,7 @@ impl RunCommit {
             self.wh.apply_replacements(&self.run_id)?;
             sync_delta_table(&self.wh, Table::Rejects, &self.wh.finished_runs()?)?;
         }
+        self.wh.mark_synced(&self.run_id)?;
         fs::remove_dir_all(&self.staging).map_err(io_err(&self.staging, "cannot remove the staging folder"))?;
         Ok(())
     }

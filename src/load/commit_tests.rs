@@ -12,7 +12,7 @@ use arrow::array::{ArrayRef, Int64Array, ListBuilder, StringArray, StringBuilder
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::{delta, sync_delta, CommitStep, RunCommit, STOP_AT};
+use super::{delta, recover, sync_delta, CommitStep, RunCommit, STOP_AT};
 use crate::contract::{schema, Table};
 use crate::extract::batch::{duplicates_batch, rejects_batch, DuplicateRow, RejectRow};
 use crate::extract::page::extract;
@@ -151,7 +151,7 @@ fn setup(p: &Pipeline) -> Setup {
 }
 
 /// Every file below the warehouse, relative to it, but the Delta logs (which grow by the entries
-/// that undo a run: checked by `delta_lists_the_folders`).
+/// that undo a run: checked by `delta_lists_the_folders`), the lock and the synced mark.
 fn tree(root: &Path) -> BTreeSet<PathBuf> {
     let mut out = BTreeSet::new();
     let mut stack = vec![root.to_path_buf()];
@@ -162,7 +162,7 @@ fn tree(root: &Path) -> BTreeSet<PathBuf> {
                 if p.file_name().is_some_and(|n| n != "_delta_log") {
                     stack.push(p);
                 }
-            } else if p.file_name().is_some_and(|n| n != "lock") {
+            } else if p.file_name().is_some_and(|n| n != "lock" && n != "synced") {
                 out.insert(p.strip_prefix(root).unwrap().to_path_buf());
             }
         }
@@ -194,7 +194,11 @@ fn a_commit_stopped_at_any_step_is_undone_or_completed_by_the_next_clean_up() {
         for step in CommitStep::ALL {
             let s = setup(&p);
             let before = tree(s.wh.root());
+            assert!(s.wh.is_synced().unwrap(), "the first run's commit marked the warehouse synced");
             commit_stopped_at(&s, &p, step, replay);
+            // A commit cut off once it began to publish leaves the next holder a full recovery.
+            let cut = step > CommitStep::Staged;
+            assert_eq!(s.wh.is_synced().unwrap(), !cut, "{step:?}: the synced mark");
             let finished = s.wh.finished_runs().unwrap();
             let cleaned = s.wh.cleanup(&finished).unwrap();
             let (index, repairs) = Index::open(&s.wh, &finished).unwrap();
@@ -255,6 +259,27 @@ fn delta_lists_the_folders(wh: &Warehouse, step: CommitStep) {
             "{step:?}: {t}'s Delta log lists its folder"
         );
     }
+}
+
+#[test]
+fn recovery_runs_in_full_only_after_a_commit_was_cut_off() {
+    let p = Pipeline::builtin();
+    let s = setup(&p);
+    commit_stopped_at(&s, &p, CommitStep::Posts, false);
+    // The cut-off commit removed the mark: the next holder cleans up and syncs the logs.
+    let (finished, cleaned) = recover(&s.wh).unwrap();
+    assert!(!finished.contains(&s.second));
+    let posts = s.wh.table_file(Table::Posts, &s.second, "2026-12-01");
+    assert!(cleaned.removed.contains(&posts), "the cut-off run's posts file is removed: {cleaned:?}");
+    delta_lists_the_folders(&s.wh, CommitStep::Posts);
+    // Marked again (as the next run's commit leaves it), recovery only reads: a file of an
+    // unfinished run that no log names is not looked for (only a cut-off commit leaves those).
+    s.wh.mark_synced("next").unwrap();
+    std::fs::create_dir_all(posts.parent().unwrap()).unwrap();
+    std::fs::write(&posts, b"not looked at").unwrap();
+    let (_, cleaned) = recover(&s.wh).unwrap();
+    assert!(cleaned.removed.is_empty(), "{cleaned:?}");
+    assert!(posts.exists());
 }
 
 #[test]

@@ -43,6 +43,9 @@ pub struct WarehouseError {
     pub source: io::Error,
 }
 
+/// The mark of a warehouse whose Delta logs need no recovery (`Warehouse::is_synced`).
+const SYNCED: &str = "synced";
+
 pub(crate) fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> WarehouseError + 'a {
     move |source| WarehouseError { path: path.to_path_buf(), what, source }
 }
@@ -193,6 +196,51 @@ impl Warehouse {
     /// quarry's own folder (lock, staging, digests).
     pub fn internal(&self) -> PathBuf {
         self.root.join("_quarry")
+    }
+
+    /// Whether the mark `_quarry/synced` is there: every table's Delta log lists exactly the files
+    /// of the finished runs and nothing a crashed run left needs undoing or rolling forward. A
+    /// committing run removes it before its first publishing step and writes it (naming itself)
+    /// after its last; a run that finds it missing under the lock recovers in full (clean-up and
+    /// the Delta sync) and writes it again. A warehouse of an older quarry has none: its first run
+    /// recovers in full.
+    pub fn is_synced(&self) -> Result<bool, WarehouseError> {
+        match &self.remote {
+            None => Ok(self.internal().join(SYNCED).exists()),
+            Some(r) => Ok(r.get(&format!("_quarry/{SYNCED}"))?.is_some()),
+        }
+    }
+
+    /// Writes the mark `is_synced` looks for, naming `run_id` (the run that left the logs so).
+    pub fn mark_synced(&self, run_id: &str) -> Result<(), WarehouseError> {
+        let text = format!("{run_id}\n");
+        match &self.remote {
+            None => {
+                let dir = self.internal();
+                let (tmp, to) = (dir.join(format!("{SYNCED}.tmp")), dir.join(SYNCED));
+                fs::write(&tmp, &text).map_err(io_err(&tmp, "cannot write the synced mark"))?;
+                fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io_err(&tmp, "cannot sync"))?;
+                fs::rename(&tmp, &to).map_err(io_err(&to, "cannot write the synced mark"))?;
+                fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(io_err(&dir, "cannot sync folder"))
+            }
+            Some(r) => Ok(r.put(&format!("_quarry/{SYNCED}"), text.into_bytes())?),
+        }
+    }
+
+    /// Removes the mark `is_synced` looks for (a commit is about to change what the logs must list).
+    pub fn mark_unsynced(&self) -> Result<(), WarehouseError> {
+        match &self.remote {
+            None => {
+                let (dir, path) = (self.internal(), self.internal().join(SYNCED));
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) => return Err(io_err(&path, "cannot remove the synced mark")(e)),
+                }
+                fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(io_err(&dir, "cannot sync folder"))
+            }
+            Some(r) => Ok(r.delete(&format!("_quarry/{SYNCED}"))?),
+        }
     }
 
     /// Staging folder of a run (local for every warehouse).

@@ -59,6 +59,34 @@ fn settle_index(wh: &crate::load::warehouse::Warehouse, run_id: &str) {
     }
 }
 
+/// How long each step of a run's commit took, for the debug log.
+struct Phases {
+    at: Instant,
+    took: Vec<(&'static str, f64)>,
+}
+
+impl Phases {
+    fn new() -> Phases {
+        Phases { at: Instant::now(), took: Vec::new() }
+    }
+
+    /// Ends the step `name` (begun when the one before it ended).
+    fn done(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.took.push((name, (now - self.at).as_secs_f64()));
+        self.at = now;
+    }
+}
+
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, secs)) in self.took.iter().enumerate() {
+            write!(f, "{}{name} {secs:.3} s", if i > 0 { ", " } else { "" })?;
+        }
+        Ok(())
+    }
+}
+
 /// Settings of a run (import or replay).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -125,13 +153,17 @@ impl<'p> Run<'p> {
         progress.finish();
         let Session { wh, mut commit, lock, index, index_files, run_id, finished, started, .. } = session;
         drop(index);
+        let mut phases = Phases::new();
         commit.upload_early(rows)?;
+        phases.done("upload");
         let lock = match lock {
             Some(held) => held,
             None => RunLock::acquire(&wh, opts.wait)?,
         };
+        phases.done("lock wait");
         commit.locked_by(&lock);
         let (now, cleaned) = recover(&wh)?;
+        phases.done("recovery");
         summary.cleaned_up += cleaned.removed.len();
         summary.swaps_completed += cleaned.completed.len();
         if now != finished {
@@ -170,12 +202,16 @@ impl<'p> Run<'p> {
                 }
             }
         }
+        phases.done("second look");
         summary.seconds = clock.elapsed().as_secs_f64();
         let pipeline = format!("{} ({})", p.name, p.source.display());
         let row = summary::runs_row(&summary, &pipeline, inputs, started, now_micros())?;
         commit.commit(rows, files, segment.as_deref(), &row, &p.output, replaced)?;
+        phases.done("publish");
         settle_index(&wh, &run_id);
+        phases.done("index");
         drop(lock);
+        tracing::debug!("commit of {run_id}: {phases}");
         Ok(summary)
     }
 }

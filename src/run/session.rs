@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::Result;
 use crate::extract::read::Shard;
-use crate::load::commit::{RunCommit, RunLock};
+use crate::load::commit::{recover_in_full, RunCommit, RunLock};
 use crate::load::index::{Index, Repairs};
 use crate::load::location::Location;
 use crate::load::warehouse::{Cleanup, Warehouse};
@@ -34,14 +34,18 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Locks the warehouse (creating it if needed), cleans up after a crashed run, opens (and
-    /// repairs) the index of the finished runs' hashes and picks the run id; keeps the lock when
-    /// `keep_lock`.
+    /// Locks the warehouse (creating it if needed), cleans up after crashed runs (and, when a
+    /// commit was cut off, makes the Delta logs match the committed files: `recover_in_full`),
+    /// opens (and repairs) the index of the finished runs' hashes and picks the run id; keeps the
+    /// lock when `keep_lock`.
     pub fn begin(warehouse: &Location, wait: bool, shard: Option<Shard>, keep_lock: bool) -> Result<Session> {
+        let clock = std::time::Instant::now();
         let wh = Warehouse::create(warehouse)?;
         let lock = RunLock::acquire(&wh, wait)?;
+        let locked = clock.elapsed().as_secs_f64();
         let finished = wh.finished_runs()?;
-        let cleaned = wh.cleanup(&finished)?;
+        let synced = wh.is_synced()?;
+        let cleaned = if synced { wh.cleanup(&finished)? } else { recover_in_full(&wh, &finished)? };
         let (index, repairs) = Index::open(&wh, &finished)?;
         log_repairs(&repairs);
         let index_files = index.names();
@@ -55,8 +59,15 @@ impl Session {
         while finished.contains(&run_id) || wh.staging(&run_id).exists() {
             run_id.push('x');
         }
+        if !synced {
+            wh.mark_synced(&run_id)?;
+        }
         let commit = RunCommit::begin(&wh, &run_id, &date_of(started))?;
         let lock = keep_lock.then_some(lock);
+        tracing::debug!(
+            "begin of {run_id}: lock {locked:.3} s, recovery and index {:.3} s",
+            clock.elapsed().as_secs_f64() - locked
+        );
         Ok(Session { wh, lock, finished, cleaned, index, index_files, started, run_id, commit })
     }
 }
