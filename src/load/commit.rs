@@ -516,6 +516,7 @@ impl RunCommit {
             self.wh.apply_replacements(&self.run_id)?;
             sync_delta_table(&self.wh, Table::Rejects, &self.wh.finished_runs()?)?;
         }
+        self.lock.check()?;
         self.wh.mark_synced(&self.run_id)?;
         fs::remove_dir_all(&self.staging).map_err(io_err(&self.staging, "cannot remove the staging folder"))?;
         Ok(())

@@ -60,6 +60,7 @@ impl Session {
             run_id.push('x');
         }
         if !synced {
+            lock.guard().check()?;
             wh.mark_synced(&run_id)?;
         }
         let commit = RunCommit::begin(&wh, &run_id, &date_of(started))?;
