@@ -35,9 +35,9 @@ pub(crate) struct Session {
 
 impl Session {
     /// Locks the warehouse (creating it if needed), cleans up after crashed runs (and, when a
-    /// commit was cut off, makes the Delta logs match the committed files: `recover_in_full`),
-    /// opens (and repairs) the index of the finished runs' hashes and picks the run id; keeps the
-    /// lock when `keep_lock`.
+    /// commit was cut off, makes the Delta logs match the committed files at once, so that Delta
+    /// readers do not meet files the clean-up removed: `recover_in_full`), opens (and repairs) the
+    /// index of the finished runs' hashes and picks the run id; keeps the lock when `keep_lock`.
     pub fn begin(warehouse: &Location, wait: bool, shard: Option<Shard>, keep_lock: bool) -> Result<Session> {
         let clock = std::time::Instant::now();
         let wh = Warehouse::create(warehouse)?;
