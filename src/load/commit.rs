@@ -9,6 +9,7 @@
 //! leaves the old files untouched (the next clean-up drops the pending versions); one killed after
 //! it has counted, and the next clean-up finishes the swap (`Warehouse::apply_replacements`).
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -20,7 +21,7 @@ use super::delta::{self, DeltaError, DiskFile};
 use super::index;
 use super::location::RemoteError;
 use super::parquet::{part_name, properties, TableWriter, WriteError};
-use super::warehouse::{io_err, table_key, Warehouse, WarehouseError, DELETE_MARKER};
+use super::warehouse::{io_err, table_key, SyncedMark, Warehouse, WarehouseError, DELETE_MARKER};
 use crate::contract::Table;
 use crate::pipeline::OutputConfig;
 
@@ -123,7 +124,7 @@ pub fn init(location: &super::location::Location) -> Result<Warehouse, CommitErr
         let finished = wh.finished_runs()?;
         recover_in_full(&wh, &finished)?;
         lock.guard().check()?;
-        wh.mark_synced("quarry init")?;
+        wh.mark_synced(&SyncedMark { run: "init".into(), versions: Default::default() })?;
     }
     drop(lock);
     Ok(wh)
@@ -136,13 +137,23 @@ pub fn init(location: &super::location::Location) -> Result<Warehouse, CommitErr
 /// run's own commit removes and rewrites the mark. When the mark is there nothing needs repair, and
 /// this is one listing and one read: a commit under the lock does not list every table and open
 /// every log (on object storage that was ~30 requests of each commit's time under the lock).
-pub fn recover(wh: &Warehouse) -> Result<(std::collections::BTreeSet<String>, super::warehouse::Cleanup), CommitError> {
+pub fn recover(wh: &Warehouse) -> Result<Recovered, CommitError> {
     let finished = wh.finished_runs()?;
-    if wh.is_synced()? {
-        return Ok((finished, Default::default()));
+    if let Some(mark) = wh.synced()? {
+        return Ok(Recovered { finished, cleaned: Default::default(), versions: mark.versions });
     }
     let cleaned = recover_in_full(wh, &finished)?;
-    Ok((finished, cleaned))
+    Ok(Recovered { finished, cleaned, versions: Default::default() })
+}
+
+/// What `recover` found and did.
+pub struct Recovered {
+    /// The runs finished by now.
+    pub finished: std::collections::BTreeSet<String>,
+    /// What the clean-up removed or completed (nothing when the warehouse was marked synced).
+    pub cleaned: super::warehouse::Cleanup,
+    /// The latest version of each table's log, as far as the synced mark knew them.
+    pub versions: BTreeMap<Table, u64>,
 }
 
 /// The clean-up after crashed runs and the Delta sync (`recover` when the warehouse is not marked
@@ -228,7 +239,9 @@ pub struct RunCommit {
     lock: LockGuard,
     /// A remote run's table files uploaded before the commit lock (`upload_early`): the key, and
     /// the staged file's size and time when it was uploaded.
-    uploaded: Mutex<std::collections::BTreeMap<String, (u64, std::time::SystemTime)>>,
+    uploaded: Mutex<BTreeMap<String, (u64, std::time::SystemTime)>>,
+    /// The latest version of each table's log, when known (`knows_versions`).
+    versions: BTreeMap<Table, u64>,
 }
 
 /// The marker a live run holds locked in its staging folder.
@@ -266,12 +279,28 @@ impl RunCommit {
         live.lock().map_err(io_err(&marker, "cannot lock the run's live marker"))?;
         let (run_id, ingest_date) = (run_id.into(), ingest_date.into());
         let uploaded = Mutex::new(std::collections::BTreeMap::new());
-        Ok(RunCommit { wh: wh.clone(), run_id, ingest_date, staging, _live: live, lock: LockGuard::none(), uploaded })
+        let versions = BTreeMap::new();
+        Ok(RunCommit {
+            wh: wh.clone(),
+            run_id,
+            ingest_date,
+            staging,
+            _live: live,
+            lock: LockGuard::none(),
+            uploaded,
+            versions,
+        })
     }
 
     /// The commit lock this run commits under: its lease is checked before each publishing step.
     pub fn locked_by(&mut self, lock: &RunLock) {
         self.lock = lock.guard();
+    }
+
+    /// The latest versions of the tables' logs, as the recovery under the commit lock found them
+    /// (`Recovered::versions`): the commit appends to those logs without reading them.
+    pub fn knows_versions(&mut self, versions: BTreeMap<Table, u64>) {
+        self.versions = versions;
     }
 
     /// A writer for a table's file of this run, under its staging name.
@@ -280,8 +309,9 @@ impl RunCommit {
     }
 
     /// Moves every staged part of a table's file into the table (a run may write several; a remote
-    /// warehouse's are uploaded), then commits them to the table's Delta log.
-    fn move_parts(&self, table: Table) -> Result<(), CommitError> {
+    /// warehouse's are uploaded), then commits them to the table's Delta log (whose latest version
+    /// is `latest` when known); the version committed.
+    fn move_parts(&self, table: Table, latest: Option<u64>) -> Result<u64, CommitError> {
         let mut adds = Vec::new();
         for n in 0.. {
             let from = self.staging.join(part_name(table.name(), n));
@@ -291,8 +321,7 @@ impl RunCommit {
             let to = self.wh.table_part(table, &self.run_id, &self.ingest_date, n);
             adds.push(self.place(table, &from, &to)?);
         }
-        delta::append(&self.wh.table_url(table)?, table, &self.run_id, adds)?;
-        Ok(())
+        Ok(delta::append_at(&self.wh.table_url(table)?, table, &self.run_id, adds, latest)?)
     }
 
     /// A remote run, before it waits for the commit lock: uploads the staged files of the tables it
@@ -399,7 +428,7 @@ impl RunCommit {
     /// run id, rows kept) the rejects files a replay rewrote, each staged by `replacement_writer`
     /// (none for an import).
     pub fn commit(
-        self,
+        mut self,
         rows: [u64; 3],
         files: &[(String, String)],
         segment: Option<&Path>,
@@ -414,6 +443,7 @@ impl RunCommit {
         // From here until the mark is written again, a run killed leaves a warehouse that the next
         // holder of the lock recovers in full.
         self.wh.mark_unsynced()?;
+        let mut versions = std::mem::take(&mut self.versions);
         for (table, rows) in Table::DATA.into_iter().zip(rows) {
             self.lock.check()?;
             let first = self.staging.join(part_name(table.name(), 0));
@@ -421,7 +451,8 @@ impl RunCommit {
                 // A table the run adds no rows to gets no file: a rerun adds its runs row and nothing else.
                 fs::remove_file(&first).map_err(io_err(&first, "cannot remove an empty staged file"))?;
             } else {
-                self.move_parts(table)?;
+                let v = self.move_parts(table, versions.get(&table).copied())?;
+                versions.insert(table, v);
             }
             if hold(CommitStep::after(table)) {
                 return Ok(());
@@ -508,16 +539,19 @@ impl RunCommit {
             Some(add) => add,
             None => delta::add_for(&self.wh.disk_file(Table::Runs, to)?)?,
         };
-        delta::append(&self.wh.table_url(Table::Runs)?, Table::Runs, &self.run_id, vec![row])?;
+        let url = self.wh.table_url(Table::Runs)?;
+        let v = delta::append_at(&url, Table::Runs, &self.run_id, vec![row], versions.get(&Table::Runs).copied())?;
+        versions.insert(Table::Runs, v);
         if hold(CommitStep::Committed) {
             return Ok(());
         }
         if !replaced.is_empty() {
             self.wh.apply_replacements(&self.run_id)?;
             sync_delta_table(&self.wh, Table::Rejects, &self.wh.finished_runs()?)?;
+            versions.remove(&Table::Rejects); // the sync may have committed
         }
         self.lock.check()?;
-        self.wh.mark_synced(&self.run_id)?;
+        self.wh.mark_synced(&SyncedMark { run: self.run_id.clone(), versions })?;
         fs::remove_dir_all(&self.staging).map_err(io_err(&self.staging, "cannot remove the staging folder"))?;
         Ok(())
     }

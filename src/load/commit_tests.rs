@@ -146,7 +146,7 @@ fn setup(p: &Pipeline) -> Setup {
     let (c, segment) = stage_run(&wh, p, &first, "", "aaaa0000aaaa0000aaaa");
     let files = [("d1".to_string(), "dumps/a.txt".to_string())];
     c.commit([1, 2, 1], &files, Some(&segment), &runs_row(&first), &p.output, &[]).unwrap();
-    index::settle(&wh.index_dir(), &first).unwrap();
+    index::settle(&wh.index_dir(), &first, true).unwrap();
     Setup { _dir: dir, wh, first, second }
 }
 
@@ -267,19 +267,45 @@ fn recovery_runs_in_full_only_after_a_commit_was_cut_off() {
     let s = setup(&p);
     commit_stopped_at(&s, &p, CommitStep::Posts, false);
     // The cut-off commit removed the mark: the next holder cleans up and syncs the logs.
-    let (finished, cleaned) = recover(&s.wh).unwrap();
+    let super::Recovered { finished, cleaned, .. } = recover(&s.wh).unwrap();
     assert!(!finished.contains(&s.second));
     let posts = s.wh.table_file(Table::Posts, &s.second, "2026-12-01");
     assert!(cleaned.removed.contains(&posts), "the cut-off run's posts file is removed: {cleaned:?}");
     delta_lists_the_folders(&s.wh, CommitStep::Posts);
     // Marked again (as the next run's commit leaves it), recovery only reads: a file of an
     // unfinished run that no log names is not looked for (only a cut-off commit leaves those).
-    s.wh.mark_synced("next").unwrap();
+    s.wh.mark_synced(&Default::default()).unwrap();
     std::fs::create_dir_all(posts.parent().unwrap()).unwrap();
     std::fs::write(&posts, b"not looked at").unwrap();
-    let (_, cleaned) = recover(&s.wh).unwrap();
+    let cleaned = recover(&s.wh).unwrap().cleaned;
     assert!(cleaned.removed.is_empty(), "{cleaned:?}");
     assert!(posts.exists());
+}
+
+/// The latest version of each table's log, as a reader other than quarry opens it.
+fn log_versions(wh: &Warehouse) -> std::collections::BTreeMap<Table, u64> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    Table::ALL
+        .into_iter()
+        .map(|t| (t, rt.block_on(deltalake::open_table(wh.table_url(t).unwrap())).unwrap().version().unwrap() as u64))
+        .collect()
+}
+
+#[test]
+fn the_synced_mark_names_each_logs_latest_version_and_the_next_commit_appends_after_it() {
+    let p = Pipeline::builtin();
+    let s = setup(&p);
+    let mark = s.wh.synced().unwrap().expect("marked");
+    assert_eq!((mark.run.as_str(), &mark.versions), (s.first.as_str(), &log_versions(&s.wh)));
+    // The second run knows the versions (as its recovery under the lock reads them from the mark).
+    let (mut c, segment) = stage_run(&s.wh, &p, &s.second, &s.first, "bbbb0000bbbb0000bbbb");
+    c.knows_versions(mark.versions.clone());
+    let files = [("d2".to_string(), "dumps/b.txt".to_string())];
+    c.commit([1, 2, 1], &files, Some(&segment), &runs_row(&s.second), &p.output, &[]).unwrap();
+    let after = s.wh.synced().unwrap().expect("marked");
+    assert_eq!(after.versions, log_versions(&s.wh));
+    assert!(after.versions.iter().all(|(t, v)| *v == mark.versions[t] + 1), "{after:?} after {mark:?}");
+    delta_lists_the_folders(&s.wh, CommitStep::Committed);
 }
 
 #[test]

@@ -498,6 +498,42 @@ pub fn append(url: &url::Url, table: Table, run_id: &str, adds: Vec<Add>) -> Res
     open(url)?.commit(adds.into_iter().map(Action::Add).collect(), append_op(table), ("quarry.run_id", json!(run_id)))
 }
 
+/// `append` when the table's latest version is known (`latest`: what the warehouse's synced mark
+/// says, which only the commit-lock holder writes): the same commit, written as version
+/// `latest + 1` without reading the log — deltalake's own commit bytes, through its log store's
+/// put-if-absent. Opening a table replays its log from the first commit (no checkpoints), twice
+/// per commit file: a stateless worker's run read 2 × (number of runs) objects per table under the
+/// lock. When that version is taken (a writer other than quarry committed since), the append goes
+/// the long way (`append`: opened, checked, committed after the newest version).
+pub fn append_at(
+    url: &url::Url,
+    table: Table,
+    run_id: &str,
+    adds: Vec<Add>,
+    latest: Option<u64>,
+) -> Result<u64, DeltaError> {
+    use deltalake::kernel::transaction::{CommitData, TransactionError};
+    use deltalake::logstore::CommitOrBytes;
+    let Some(latest) = latest else { return append(url, table, run_id, adds) };
+    let shown = shown(url);
+    let rt = runtime(&shown)?;
+    let meta = HashMap::from([("quarry.run_id".to_string(), json!(run_id))]);
+    let data = CommitData::new(adds.iter().cloned().map(Action::Add).collect(), append_op(table), meta, Vec::new());
+    let bytes = data.get_bytes().map_err(|e| err(&shown, format!("cannot write a commit: {e}")))?;
+    let store = deltalake::DeltaTableBuilder::from_url(url.clone())
+        .and_then(|b| b.build_storage())
+        .map_err(|e| err(&shown, format!("cannot open the Delta table: {e}")))?;
+    let next = latest + 1;
+    match rt.block_on(store.write_commit_entry(next, CommitOrBytes::LogBytes(bytes), uuid::Uuid::new_v4())) {
+        Ok(()) => Ok(next),
+        Err(TransactionError::VersionAlreadyExists(_)) => {
+            tracing::info!("delta: {shown}: version {next} was written by another writer; appending after the newest");
+            append(url, table, run_id, adds)
+        }
+        Err(e) => Err(err(&shown, format!("cannot commit version {next}: {e}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -665,5 +701,40 @@ mod tests {
         assert_eq!(stats["nullCount"]["hash"], json!(0));
         assert_eq!(append(&url(&dir), Table::Duplicates, "r2", vec![add]).unwrap(), 1);
         assert_eq!(files(&url(&dir)).unwrap(), [("r2.parquet".to_string(), size as i64)]);
+    }
+
+    /// A small duplicates file `name` in `dir` and its `Add`.
+    fn duplicates_add(dir: &Path, name: &str) -> Add {
+        add_for(&write_duplicates(dir, name, &["aa"])).unwrap()
+    }
+
+    #[test]
+    fn an_append_at_a_known_version_lands_there_and_a_stale_one_lands_after_the_newest() {
+        let wh = tempfile::tempdir().unwrap();
+        let dir = wh.path().join("duplicates");
+        create(&url(&dir), Table::Duplicates).unwrap();
+        let a = duplicates_add(&dir, "a");
+        assert_eq!(append_at(&url(&dir), Table::Duplicates, "ra", vec![a], Some(0)).unwrap(), 1);
+        // Version 1 is taken now: a writer that still thinks 0 is the latest lands after the newest.
+        let b = duplicates_add(&dir, "b");
+        assert_eq!(append_at(&url(&dir), Table::Duplicates, "rb", vec![b], Some(0)).unwrap(), 2);
+        let c = duplicates_add(&dir, "c");
+        assert_eq!(append_at(&url(&dir), Table::Duplicates, "rc", vec![c], None).unwrap(), 3);
+        let listed: Vec<String> = files(&url(&dir)).unwrap().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(listed, ["a.parquet", "b.parquet", "c.parquet"]);
+        // The commit written without opening the log is deltalake's own: commitInfo first, the run id in it.
+        let first: Vec<Value> = std::fs::read_to_string(dir.join("_delta_log/00000000000000000001.json"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(first[0]["commitInfo"]["quarry.run_id"], json!("ra"));
+        assert_eq!(first[0]["commitInfo"]["operation"], json!("WRITE"));
+        assert_eq!(first[1]["add"]["path"], json!("a.parquet"));
+        assert!(first[1]["add"]["stats"].as_str().unwrap().contains("numRecords"));
+        // A reader that is not quarry's sees the three files (the process cache plays no part).
+        let t = deltalake::open_table(url(&dir));
+        let t = runtime("test").unwrap().block_on(t).unwrap();
+        assert_eq!(t.version(), Some(3));
     }
 }

@@ -43,6 +43,32 @@ pub struct WarehouseError {
     pub source: io::Error,
 }
 
+/// What the synced mark (`Warehouse::synced`) holds: the run (or `init`) that wrote it, and the
+/// latest version of each table's Delta log it knew (a table it did not commit to after a full
+/// recovery is left out). The next commit appends to a known log as the next version without
+/// reading it (`delta::append_at`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncedMark {
+    pub run: String,
+    pub versions: BTreeMap<Table, u64>,
+}
+
+impl SyncedMark {
+    fn to_json(&self) -> String {
+        let versions: serde_json::Map<String, serde_json::Value> =
+            self.versions.iter().map(|(t, v)| (t.name().to_string(), (*v).into())).collect();
+        serde_json::json!({ "run": self.run, "versions": versions }).to_string() + "\n"
+    }
+
+    fn parse(bytes: &[u8]) -> Option<SyncedMark> {
+        let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        let run = v.get("run")?.as_str()?.to_string();
+        let listed = v.get("versions")?.as_object()?;
+        let versions = Table::ALL.into_iter().filter_map(|t| Some((t, listed.get(t.name())?.as_u64()?))).collect();
+        Some(SyncedMark { run, versions })
+    }
+}
+
 /// The mark of a warehouse whose Delta logs need no recovery (`Warehouse::is_synced`).
 const SYNCED: &str = "synced";
 
@@ -198,22 +224,38 @@ impl Warehouse {
         self.root.join("_quarry")
     }
 
-    /// Whether the mark `_quarry/synced` is there: every table's Delta log lists exactly the files
-    /// of the finished runs and nothing a crashed run left needs undoing or rolling forward. A
-    /// committing run removes it before its first publishing step and writes it (naming itself)
-    /// after its last; a run that finds it missing under the lock recovers in full (clean-up and
-    /// the Delta sync) and writes it again. A warehouse of an older quarry has none: its first run
-    /// recovers in full.
-    pub fn is_synced(&self) -> Result<bool, WarehouseError> {
-        match &self.remote {
-            None => Ok(self.internal().join(SYNCED).exists()),
-            Some(r) => Ok(r.get(&format!("_quarry/{SYNCED}"))?.is_some()),
-        }
+    /// The mark `_quarry/synced`, when it is there: every table's Delta log lists exactly the
+    /// files of the finished runs and nothing a crashed run left needs undoing or rolling forward.
+    /// A committing run removes it before its first publishing step and writes it after its last,
+    /// with the latest version of each log it committed to; a run that finds it missing under the
+    /// lock recovers in full (clean-up and the Delta sync) and writes it again. A warehouse of an
+    /// older quarry has none (and an unreadable one counts as none): its first run recovers in full.
+    pub fn synced(&self) -> Result<Option<SyncedMark>, WarehouseError> {
+        let bytes = match &self.remote {
+            None => {
+                let path = self.internal().join(SYNCED);
+                match fs::read(&path) {
+                    Ok(b) => b,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(io_err(&path, "cannot read the synced mark")(e)),
+                }
+            }
+            Some(r) => match r.get(&format!("_quarry/{SYNCED}"))? {
+                Some(o) => o.bytes.to_vec(),
+                None => return Ok(None),
+            },
+        };
+        Ok(SyncedMark::parse(&bytes))
     }
 
-    /// Writes the mark `is_synced` looks for, naming `run_id` (the run that left the logs so).
-    pub fn mark_synced(&self, run_id: &str) -> Result<(), WarehouseError> {
-        let text = format!("{run_id}\n");
+    /// Whether the warehouse is marked synced (`synced`).
+    pub fn is_synced(&self) -> Result<bool, WarehouseError> {
+        Ok(self.synced()?.is_some())
+    }
+
+    /// Writes the mark `synced` reads.
+    pub fn mark_synced(&self, mark: &SyncedMark) -> Result<(), WarehouseError> {
+        let text = mark.to_json();
         match &self.remote {
             None => {
                 let dir = self.internal();
@@ -227,7 +269,7 @@ impl Warehouse {
         }
     }
 
-    /// Removes the mark `is_synced` looks for (a commit is about to change what the logs must list).
+    /// Removes the mark `synced` reads (a commit is about to change what the logs must list).
     pub fn mark_unsynced(&self) -> Result<(), WarehouseError> {
         match &self.remote {
             None => {

@@ -34,7 +34,7 @@ use std::collections::BTreeSet;
 use crate::error::{Error, Result};
 use crate::extract::read::Shard;
 use crate::extract::split::DEFAULT_MAX_PAGE_BYTES;
-use crate::load::commit::{recover, taken_meanwhile, RunLock};
+use crate::load::commit::{recover, taken_meanwhile, Recovered, RunLock};
 use crate::load::index::segment::IndexError;
 use crate::load::index::Index;
 use crate::load::location::Location;
@@ -42,9 +42,9 @@ use crate::pipeline::Pipeline;
 
 /// After a commit: adopts the run's index segment and merges what the index's levels call for. The
 /// run is committed already: a failure is a warning, and the next run repairs the index.
-fn settle_index(wh: &crate::load::warehouse::Warehouse, run_id: &str) {
+fn settle_index(wh: &crate::load::warehouse::Warehouse, run_id: &str, took_posts: bool) {
     let clock = Instant::now();
-    let settled = crate::load::index::settle(&wh.index_dir(), run_id)
+    let settled = crate::load::index::settle(&wh.index_dir(), run_id, took_posts)
         .and_then(|m| wh.index_up().map(|()| m).map_err(|e| IndexError { path: e.path.clone(), what: e.to_string() }));
     match settled {
         Ok(m) if m.steps > 0 => tracing::info!(
@@ -162,7 +162,8 @@ impl<'p> Run<'p> {
         };
         phases.done("lock wait");
         commit.locked_by(&lock);
-        let (now, cleaned) = recover(&wh)?;
+        let Recovered { finished: now, cleaned, versions } = recover(&wh)?;
+        commit.knows_versions(versions);
         phases.done("recovery");
         summary.cleaned_up += cleaned.removed.len();
         summary.swaps_completed += cleaned.completed.len();
@@ -208,7 +209,7 @@ impl<'p> Run<'p> {
         let row = summary::runs_row(&summary, &pipeline, inputs, started, now_micros())?;
         commit.commit(rows, files, segment.as_deref(), &row, &p.output, replaced)?;
         phases.done("publish");
-        settle_index(&wh, &run_id);
+        settle_index(&wh, &run_id, segment.is_some());
         phases.done("index");
         drop(lock);
         tracing::debug!("commit of {run_id}: {phases}");

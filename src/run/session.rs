@@ -12,7 +12,7 @@ use crate::extract::read::Shard;
 use crate::load::commit::{recover_in_full, RunCommit, RunLock};
 use crate::load::index::{Index, Repairs};
 use crate::load::location::Location;
-use crate::load::warehouse::{Cleanup, Warehouse};
+use crate::load::warehouse::{Cleanup, SyncedMark, Warehouse};
 
 /// A run's hold on its warehouse, from the lock to the commit.
 pub(crate) struct Session {
@@ -61,7 +61,7 @@ impl Session {
         }
         if !synced {
             lock.guard().check()?;
-            wh.mark_synced(&run_id)?;
+            wh.mark_synced(&SyncedMark { run: run_id.clone(), versions: Default::default() })?;
         }
         let commit = RunCommit::begin(&wh, &run_id, &date_of(started))?;
         let lock = keep_lock.then_some(lock);

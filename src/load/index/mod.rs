@@ -166,21 +166,24 @@ pub fn dir_of(internal: &Path) -> PathBuf {
     internal.join("index")
 }
 
-/// After a run's commit: adopts its segment (already moved into the index folder) and merges what
+/// After a run's commit: adopts its segment (already moved into the index folder; a run that took
+/// no posts, `took_posts` false, has none and is listed as indexed all the same) and merges what
 /// the levels call for. A failure here leaves the run committed; the next run repairs the index.
-pub fn settle(dir: &Path, run_id: &str) -> Result<Merged, IndexError> {
-    settle_with(dir, run_id, &Policy::for_runs())
+pub fn settle(dir: &Path, run_id: &str, took_posts: bool) -> Result<Merged, IndexError> {
+    settle_with(dir, run_id, took_posts, &Policy::for_runs())
 }
 
 /// `settle` under another merge policy.
-pub fn settle_with(dir: &Path, run_id: &str, policy: &Policy) -> Result<Merged, IndexError> {
+pub fn settle_with(dir: &Path, run_id: &str, took_posts: bool, policy: &Policy) -> Result<Merged, IndexError> {
     let mut m = Manifest::read(dir)
         .map_err(|what| IndexError { path: dir.join(manifest::FILE), what })?
         .unwrap_or_else(Manifest::empty);
     let name = run_file(run_id);
-    if !m.runs.contains(run_id) && dir.join(&name).exists() {
-        let seg = Segment::open(&dir.join(&name), false)?;
-        m.files.push(entry_of(&seg, &name)?);
+    if !m.runs.contains(run_id) && (dir.join(&name).exists() || !took_posts) {
+        if took_posts {
+            let seg = Segment::open(&dir.join(&name), false)?;
+            m.files.push(entry_of(&seg, &name)?);
+        }
         m.runs.insert(run_id.to_string());
         m.write(dir).map_err(|e| IndexError { path: dir.join(manifest::FILE), what: format!("cannot write: {e}") })?;
     }

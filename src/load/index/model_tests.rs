@@ -93,7 +93,7 @@ fn run_once(
     if matches!(end, End::BeforeAdoption) {
         return;
     }
-    settle_with(&dir, &run, &TINY).unwrap();
+    settle_with(&dir, &run, true, &TINY).unwrap();
     if matches!(end, End::MergeCutShort) {
         // A merge's output written but not yet listed, and an input not yet removed: both hold keys
         // of runs that never took them; the next open must drop both unread.
@@ -172,4 +172,28 @@ fn the_files_written_since_a_run_began_hold_every_hash_taken_since() {
     for ((_, run), found) in since.iter().zip(newer.lookup(&keys).unwrap()) {
         assert_eq!(found, Some(run.as_str()));
     }
+}
+
+#[test]
+fn an_index_that_holds_every_finished_run_opens_without_listing_the_posts_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::create(&dir.path().join("wh").into()).unwrap();
+    let (mut finished, mut truth) = (BTreeSet::new(), BTreeMap::new());
+    for n in 0..3 {
+        run_once(&wh, n, &[n as u32, 100 + n as u32], End::Done, &mut finished, &mut truth);
+    }
+    // A run that took no posts has no segment; its settle lists it as indexed all the same.
+    let empty = "20990101T000000.000000Z".to_string();
+    settle_with(&wh.index_dir(), &empty, false, &TINY).unwrap();
+    finished.insert(empty);
+    // A posts "table" that cannot be listed: an open that listed it would fail.
+    let posts = wh.table(crate::contract::Table::Posts);
+    fs::create_dir_all(posts.parent().unwrap()).unwrap();
+    let _ = fs::remove_dir_all(&posts);
+    fs::write(&posts, b"not a folder").unwrap();
+    let (index, _) = Index::open(&wh, &finished).unwrap();
+    check(&index, &truth);
+    // A finished run the index does not hold (a lost segment) makes it look at the posts files.
+    finished.insert("20990101T000000.000001Z".to_string());
+    assert!(Index::open(&wh, &finished).is_err(), "an unindexed run sends the open to the posts table");
 }

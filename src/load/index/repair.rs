@@ -56,7 +56,19 @@ impl Index {
         };
         let mut written = m.clone();
         sweep(&dir, &mut m, finished, &mut rep)?;
-        let posts = posts_by_run(wh, finished)?;
+        // The posts table is listed only when a finished run is not indexed yet (a run's commit
+        // cut off before its segment was adopted, a lost segment, an older quarry's warehouse):
+        // a listing costs by the size of the table, a run must not.
+        let posts = if finished.iter().any(|r| !m.runs.contains(r)) {
+            let posts = posts_by_run(wh, finished)?;
+            // A finished run without posts files has nothing to index.
+            let empty: Vec<String> =
+                finished.iter().filter(|r| !m.runs.contains(*r) && !posts.contains_key(*r)).cloned().collect();
+            m.runs.extend(empty);
+            posts
+        } else {
+            BTreeMap::new()
+        };
         // Each pass either opens every file or drops the one that failed (at most once per file).
         let index = loop {
             for (run, files) in &posts {
