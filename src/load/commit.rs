@@ -122,9 +122,9 @@ pub fn init(location: &super::location::Location) -> Result<Warehouse, CommitErr
     let lock = RunLock::acquire(&wh, false)?;
     if !wh.is_synced()? {
         let finished = wh.finished_runs()?;
-        recover_in_full(&wh, &finished)?;
+        let (_, versions) = recover_in_full(&wh, &finished)?;
         lock.guard().check()?;
-        wh.mark_synced(&SyncedMark { run: "init".into(), versions: Default::default() })?;
+        wh.mark_synced(&SyncedMark { run: "init".into(), versions })?;
     }
     drop(lock);
     Ok(wh)
@@ -142,8 +142,8 @@ pub fn recover(wh: &Warehouse) -> Result<Recovered, CommitError> {
     if let Some(mark) = wh.synced()? {
         return Ok(Recovered { finished, cleaned: Default::default(), versions: mark.versions });
     }
-    let cleaned = recover_in_full(wh, &finished)?;
-    Ok(Recovered { finished, cleaned, versions: Default::default() })
+    let (cleaned, versions) = recover_in_full(wh, &finished)?;
+    Ok(Recovered { finished, cleaned, versions })
 }
 
 /// What `recover` found and did.
@@ -152,20 +152,21 @@ pub struct Recovered {
     pub finished: std::collections::BTreeSet<String>,
     /// What the clean-up removed or completed (nothing when the warehouse was marked synced).
     pub cleaned: super::warehouse::Cleanup,
-    /// The latest version of each table's log, as far as the synced mark knew them.
+    /// The latest version of each table's log: as the synced mark names them, or after the sync.
     pub versions: BTreeMap<Table, u64>,
 }
 
-/// The clean-up after crashed runs and the Delta sync (`recover` when the warehouse is not marked
-/// synced; a run's start, under the lock, whether it is or not: the clean-up then takes what runs
-/// killed before their commit left, and the sync runs only without the mark).
+/// The clean-up after crashed runs and the Delta sync: `recover` when the warehouse is not marked
+/// synced (a run's start then too, which otherwise only cleans up), and `quarry init`; what the
+/// clean-up did, and each log's latest version after the sync.
 pub fn recover_in_full(
     wh: &Warehouse,
     finished: &std::collections::BTreeSet<String>,
-) -> Result<super::warehouse::Cleanup, CommitError> {
+) -> Result<(super::warehouse::Cleanup, BTreeMap<Table, u64>), CommitError> {
     let cleaned = wh.cleanup(finished)?;
-    log_delta(&sync_delta(wh, finished)?);
-    Ok(cleaned)
+    let synced = sync_delta(wh, finished)?;
+    log_delta(&synced);
+    Ok((cleaned, synced.iter().map(|(t, s)| (*t, s.version)).collect()))
 }
 
 /// What `sync_delta` did to each table's log.

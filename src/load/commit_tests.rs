@@ -267,8 +267,9 @@ fn recovery_runs_in_full_only_after_a_commit_was_cut_off() {
     let s = setup(&p);
     commit_stopped_at(&s, &p, CommitStep::Posts, false);
     // The cut-off commit removed the mark: the next holder cleans up and syncs the logs.
-    let super::Recovered { finished, cleaned, .. } = recover(&s.wh).unwrap();
+    let super::Recovered { finished, cleaned, versions } = recover(&s.wh).unwrap();
     assert!(!finished.contains(&s.second));
+    assert_eq!(versions, log_versions(&s.wh), "the versions after the sync (the undo is a commit)");
     let posts = s.wh.table_file(Table::Posts, &s.second, "2026-12-01");
     assert!(cleaned.removed.contains(&posts), "the cut-off run's posts file is removed: {cleaned:?}");
     delta_lists_the_folders(&s.wh, CommitStep::Posts);

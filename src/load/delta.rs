@@ -244,6 +244,8 @@ pub struct Synced {
     pub added: Vec<String>,
     /// Files the log listed that are gone from disk, now removed: runs undone.
     pub removed: Vec<String>,
+    /// The log's latest version after the sync.
+    pub version: u64,
 }
 
 /// The `Add` for a file on disk: its footer read for the statistics.
@@ -462,7 +464,8 @@ pub fn sync(
 ) -> Result<Synced, DeltaError> {
     let t = open(url)?;
     let listed = t.listed()?;
-    let mut synced = Synced::default();
+    let version = t.table.version().and_then(|v| u64::try_from(v).ok());
+    let mut synced = Synced { version: version.ok_or_else(|| err(&t.shown, "no version"))?, ..Synced::default() };
     let mut actions = Vec::new();
     for (rel, size) in on_disk {
         if listed.get(rel) != Some(&(*size as i64)) {
@@ -488,7 +491,7 @@ pub fn sync(
         return Ok(synced);
     }
     let op = if synced.removed.is_empty() { append_op(table) } else { DeltaOperation::Delete { predicate: None } };
-    t.commit(actions, op, ("quarry.operation", json!("sync with the files on disk")))?;
+    synced.version = t.commit(actions, op, ("quarry.operation", json!("sync with the files on disk")))?;
     Ok(synced)
 }
 
@@ -651,7 +654,12 @@ mod tests {
         let s = sync_files(&dir, &[a.clone(), b.clone()]).unwrap();
         assert_eq!((s.added.as_slice(), s.removed.len()), (["r2.parquet".to_string()].as_slice(), 0));
         assert_eq!(listed(&dir), ["r1.parquet", "r2.parquet"]);
-        assert_eq!(sync_files(&dir, &[a.clone(), b.clone()]).unwrap(), Synced::default(), "in step: no commit");
+        let version = s.version;
+        assert_eq!(
+            sync_files(&dir, &[a.clone(), b.clone()]).unwrap(),
+            Synced { version, ..Synced::default() },
+            "in step: no commit"
+        );
         // r2's file removed by a clean-up (its run never finished): undone.
         std::fs::remove_file(&b.path).unwrap();
         let s = sync_files(&dir, std::slice::from_ref(&a)).unwrap();

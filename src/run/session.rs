@@ -45,7 +45,8 @@ impl Session {
         let locked = clock.elapsed().as_secs_f64();
         let finished = wh.finished_runs()?;
         let synced = wh.is_synced()?;
-        let cleaned = if synced { wh.cleanup(&finished)? } else { recover_in_full(&wh, &finished)? };
+        let (cleaned, versions) =
+            if synced { (wh.cleanup(&finished)?, Default::default()) } else { recover_in_full(&wh, &finished)? };
         let (index, repairs) = Index::open(&wh, &finished)?;
         log_repairs(&repairs);
         let index_files = index.names();
@@ -61,7 +62,7 @@ impl Session {
         }
         if !synced {
             lock.guard().check()?;
-            wh.mark_synced(&SyncedMark { run: run_id.clone(), versions: Default::default() })?;
+            wh.mark_synced(&SyncedMark { run: run_id.clone(), versions })?;
         }
         let commit = RunCommit::begin(&wh, &run_id, &date_of(started))?;
         let lock = keep_lock.then_some(lock);
