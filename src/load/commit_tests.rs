@@ -288,7 +288,7 @@ fn log_versions(wh: &Warehouse) -> std::collections::BTreeMap<Table, u64> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     Table::ALL
         .into_iter()
-        .map(|t| (t, rt.block_on(deltalake::open_table(wh.table_url(t).unwrap())).unwrap().version().unwrap() as u64))
+        .map(|t| (t, rt.block_on(deltalake::open_table(wh.table_url(t).unwrap())).unwrap().version().unwrap()))
         .collect()
 }
 

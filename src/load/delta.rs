@@ -464,7 +464,7 @@ pub fn sync(
 ) -> Result<Synced, DeltaError> {
     let t = open(url)?;
     let listed = t.listed()?;
-    let version = t.table.version().and_then(|v| u64::try_from(v).ok());
+    let version = t.table.version();
     let mut synced = Synced { version: version.ok_or_else(|| err(&t.shown, "no version"))?, ..Synced::default() };
     let mut actions = Vec::new();
     for (rel, size) in on_disk {
