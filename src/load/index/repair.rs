@@ -56,22 +56,20 @@ impl Index {
         };
         let mut written = m.clone();
         sweep(&dir, &mut m, finished, &mut rep)?;
-        // The posts table is listed only when a finished run is not indexed yet (a run's commit
-        // cut off before its segment was adopted, a lost segment, an older quarry's warehouse):
-        // a listing costs by the size of the table, a run must not.
-        let posts = if finished.iter().any(|r| !m.runs.contains(r)) {
-            let posts = posts_by_run(wh, finished)?;
-            // A finished run without posts files has nothing to index.
-            let empty: Vec<String> =
-                finished.iter().filter(|r| !m.runs.contains(*r) && !posts.contains_key(*r)).cloned().collect();
-            m.runs.extend(empty);
-            posts
-        } else {
-            BTreeMap::new()
-        };
+        // The posts table is listed only once a finished run is not indexed (a run's commit cut
+        // off before its segment was adopted, a damaged or lost segment, an older quarry's
+        // warehouse): a listing costs by the size of the table, a run must not.
+        let (mut posts, none) = (None, BTreeMap::new());
         // Each pass either opens every file or drops the one that failed (at most once per file).
         let index = loop {
-            for (run, files) in &posts {
+            if posts.is_none() && finished.iter().any(|r| !m.runs.contains(r)) {
+                posts = Some(posts_by_run(wh, finished)?);
+            }
+            if let Some(listed) = &posts {
+                // A finished run without posts files has nothing to index.
+                m.runs.extend(finished.iter().filter(|r| !listed.contains_key(*r)).cloned());
+            }
+            for (run, files) in posts.as_ref().unwrap_or(&none) {
                 if !m.runs.contains(run) {
                     let paths = files
                         .iter()
