@@ -551,8 +551,14 @@ impl RunCommit {
             sync_delta_table(&self.wh, Table::Rejects, &self.wh.finished_runs()?)?;
             versions.remove(&Table::Rejects); // the sync may have committed
         }
-        self.lock.check()?;
-        self.wh.mark_synced(&SyncedMark { run: self.run_id.clone(), versions })?;
+        // The run counts now: a mark that cannot be written (a lease that lapsed, an I/O error)
+        // costs the next holder of the lock a full recovery, not this run its success.
+        let mark = SyncedMark { run: self.run_id.clone(), versions };
+        if let Err(e) = self.lock.check().and_then(|()| Ok(self.wh.mark_synced(&mark)?)) {
+            tracing::warn!(
+                "commit: the run is committed, the synced mark is not written ({e}): the next run recovers in full"
+            );
+        }
         fs::remove_dir_all(&self.staging).map_err(io_err(&self.staging, "cannot remove the staging folder"))?;
         Ok(())
     }
