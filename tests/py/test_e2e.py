@@ -98,6 +98,33 @@ def test_delta_readers_see_exactly_the_truth(full_warehouse, corpus, engine):
     assert str(dates.type) == "date32[day]" and dates.null_count == 0
 
 
+def delta_versions(wh) -> dict:
+    from deltalake import DeltaTable
+    return {t: DeltaTable(str(wh / t)).version() for t in whr.TABLES}
+
+
+def test_a_commit_of_another_writer_between_runs_is_kept_and_the_next_run_lands_after_it(
+        corpus, batch1_warehouse, tmp_path):
+    """A commit names each Delta log's version in `_quarry/synced`, and the next commit appends as
+    the version after it without reading the log; when some other writer committed meanwhile (here
+    a table property set with the `deltalake` package), quarry's append goes after the newest."""
+    from deltalake import DeltaTable
+    wh = copy_warehouse(batch1_warehouse, tmp_path)
+    mark = json.loads((wh / "_quarry" / "synced").read_text())
+    assert mark["versions"] == delta_versions(wh), mark
+    DeltaTable(str(wh / "posts")).alter.set_table_properties({"delta.logRetentionDuration": "interval 60 days"})
+    foreign = delta_versions(wh)["posts"]
+    assert foreign == mark["versions"]["posts"] + 1
+    rc, _, err = whr.run_quarry(whr.import_args(wh, corpus.batch(2), quiet=False))
+    assert rc == 0, err
+    assert f"version {foreign} was written by another writer" in err, err
+    after = json.loads((wh / "_quarry" / "synced").read_text())["versions"]
+    assert after == delta_versions(wh) and after["posts"] == foreign + 1, after
+    assert DeltaTable(str(wh / "posts")).metadata().configuration["delta.logRetentionDuration"] == "interval 60 days"
+    import_batches(wh, corpus, range(3, corpus.batches + 1))
+    assert_same(whr.delta_snapshot(wh), truth_totals(corpus, corpus.batches), "deltalake")
+
+
 def test_reimport_adds_only_runs_rows(full_warehouse, corpus, tmp_path):
     wh = copy_warehouse(full_warehouse, tmp_path)
     before = whr.snapshot(wh, committed=False)

@@ -7,10 +7,12 @@ of posts, duplicates and rejects, the counts of duplicates and rejects by reason
 and every run's accounting is exact (pages = imported + duplicates + rejected, over the warehouse
 too). The same holds when workers are SIGKILLed mid-commit and started again, in random orders.
 """
+import json
 import random
 import subprocess
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -84,6 +86,11 @@ def check_against_truth(wh, corpus):
         per_run = Counter(x["run_id"] for x in rows)
         assert all(per_run.get(r["run_id"], 0) == r[key] for r in runs), (table, per_run)
     assert whr.orphan_rows(wh) == {}
+    # The last commit left the warehouse marked synced, naming each Delta log's latest version
+    # (what the next commit appends after without reading the log).
+    from deltalake import DeltaTable
+    mark = json.loads((Path(wh) / "_quarry" / "synced").read_text())
+    assert mark["versions"] == {t: DeltaTable(str(Path(wh) / t)).version() for t in whr.TABLES}, mark
 
 
 @pytest.fixture(params=["local", "s3"])
