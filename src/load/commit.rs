@@ -322,7 +322,23 @@ impl RunCommit {
             let to = self.wh.table_part(table, &self.run_id, &self.ingest_date, n);
             adds.push(self.place(table, &from, &to)?);
         }
-        Ok(delta::append_at(&self.wh.table_url(table)?, table, &self.run_id, adds, latest)?)
+        self.append(table, adds, latest)
+    }
+
+    /// Commits `adds` to a table's Delta log: as the version after `latest` without reading the
+    /// log when that is known, else (or when that version was taken, once the lock is known to be
+    /// this run's still) after the newest version; the version committed.
+    fn append(&self, table: Table, adds: Vec<Add>, latest: Option<u64>) -> Result<u64, CommitError> {
+        let url = self.wh.table_url(table)?;
+        if let Some(latest) = latest {
+            if let Some(v) = delta::append_at(&url, table, &self.run_id, &adds, latest)? {
+                return Ok(v);
+            }
+            // Taken by another writer, or by a run that took this run's lease over: only the first
+            // may go on (the second's clean-up must not meet a commit of this run after it).
+            self.lock.check()?;
+        }
+        Ok(delta::append(&url, table, &self.run_id, adds)?)
     }
 
     /// A remote run, before it waits for the commit lock: uploads the staged files of the tables it
@@ -540,8 +556,7 @@ impl RunCommit {
             Some(add) => add,
             None => delta::add_for(&self.wh.disk_file(Table::Runs, to)?)?,
         };
-        let url = self.wh.table_url(Table::Runs)?;
-        let v = delta::append_at(&url, Table::Runs, &self.run_id, vec![row], versions.get(&Table::Runs).copied())?;
+        let v = self.append(Table::Runs, vec![row], versions.get(&Table::Runs).copied())?;
         versions.insert(Table::Runs, v);
         if hold(CommitStep::Committed) {
             return Ok(());

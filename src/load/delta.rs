@@ -506,18 +506,17 @@ pub fn append(url: &url::Url, table: Table, run_id: &str, adds: Vec<Add>) -> Res
 /// `latest + 1` without reading the log — deltalake's own commit bytes, through its log store's
 /// put-if-absent. Opening a table replays its log from the first commit (no checkpoints), twice
 /// per commit file: a stateless worker's run read 2 × (number of runs) objects per table under the
-/// lock. When that version is taken (a writer other than quarry committed since), the append goes
-/// the long way (`append`: opened, checked, committed after the newest version).
+/// lock. `None` when that version is taken: a writer other than quarry committed since, or this
+/// run lost the lock; the caller checks the lock and then appends the long way (`append`).
 pub fn append_at(
     url: &url::Url,
     table: Table,
     run_id: &str,
-    adds: Vec<Add>,
-    latest: Option<u64>,
-) -> Result<u64, DeltaError> {
+    adds: &[Add],
+    latest: u64,
+) -> Result<Option<u64>, DeltaError> {
     use deltalake::kernel::transaction::{CommitData, TransactionError};
     use deltalake::logstore::CommitOrBytes;
-    let Some(latest) = latest else { return append(url, table, run_id, adds) };
     let shown = shown(url);
     let rt = runtime(&shown)?;
     let meta = HashMap::from([("quarry.run_id".to_string(), json!(run_id))]);
@@ -528,10 +527,10 @@ pub fn append_at(
         .map_err(|e| err(&shown, format!("cannot open the Delta table: {e}")))?;
     let next = latest + 1;
     match rt.block_on(store.write_commit_entry(next, CommitOrBytes::LogBytes(bytes), uuid::Uuid::new_v4())) {
-        Ok(()) => Ok(next),
+        Ok(()) => Ok(Some(next)),
         Err(TransactionError::VersionAlreadyExists(_)) => {
             tracing::info!("delta: {shown}: version {next} was written by another writer; appending after the newest");
-            append(url, table, run_id, adds)
+            Ok(None)
         }
         Err(e) => Err(err(&shown, format!("cannot commit version {next}: {e}"))),
     }
@@ -722,12 +721,14 @@ mod tests {
         let dir = wh.path().join("duplicates");
         create(&url(&dir), Table::Duplicates).unwrap();
         let a = duplicates_add(&dir, "a");
-        assert_eq!(append_at(&url(&dir), Table::Duplicates, "ra", vec![a], Some(0)).unwrap(), 1);
-        // Version 1 is taken now: a writer that still thinks 0 is the latest lands after the newest.
+        assert_eq!(append_at(&url(&dir), Table::Duplicates, "ra", &[a], 0).unwrap(), Some(1));
+        // Version 1 is taken now: a writer that still thinks 0 is the latest is told so, and
+        // commits nothing (the caller then appends the long way, after the newest).
         let b = duplicates_add(&dir, "b");
-        assert_eq!(append_at(&url(&dir), Table::Duplicates, "rb", vec![b], Some(0)).unwrap(), 2);
+        assert_eq!(append_at(&url(&dir), Table::Duplicates, "rb", std::slice::from_ref(&b), 0).unwrap(), None);
+        assert_eq!(append(&url(&dir), Table::Duplicates, "rb", vec![b]).unwrap(), 2);
         let c = duplicates_add(&dir, "c");
-        assert_eq!(append_at(&url(&dir), Table::Duplicates, "rc", vec![c], None).unwrap(), 3);
+        assert_eq!(append_at(&url(&dir), Table::Duplicates, "rc", &[c], 2).unwrap(), Some(3));
         let listed: Vec<String> = files(&url(&dir)).unwrap().into_iter().map(|(p, _)| p).collect();
         assert_eq!(listed, ["a.parquet", "b.parquet", "c.parquet"]);
         // The commit written without opening the log is deltalake's own: commitInfo first, the run id in it.
