@@ -335,8 +335,11 @@ impl RunCommit {
                 return Ok(v);
             }
             // Taken by another writer, or by a run that took this run's lease over: only the first
-            // may go on (the second's clean-up must not meet a commit of this run after it).
+            // may go on (the second's clean-up must not meet a commit of this run after it). What
+            // was written since the mark is not known: the log is made to match the finished
+            // runs' files first (a run that lost its lease may have left an entry there).
             self.lock.check()?;
+            log_delta(&vec![(table, sync_delta_table(&self.wh, table, &self.wh.finished_runs()?)?)]);
         }
         Ok(delta::append(&url, table, &self.run_id, adds)?)
     }

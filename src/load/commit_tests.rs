@@ -310,6 +310,35 @@ fn the_synced_mark_names_each_logs_latest_version_and_the_next_commit_appends_af
 }
 
 #[test]
+fn an_append_whose_known_version_was_taken_makes_the_log_match_the_finished_runs_first() {
+    let p = Pipeline::builtin();
+    let s = setup(&p);
+    let mark = s.wh.synced().unwrap().expect("marked");
+    // A run that lost its lease (taken over meanwhile) appended to duplicates after the mark was
+    // written: its file and its log entry, and no runs row.
+    let stray = "20261201T000000.000009Z";
+    let table = s.wh.table(Table::Duplicates);
+    let from = s.wh.table_file(Table::Duplicates, &s.first, "");
+    let to = table.join(format!("{stray}.parquet"));
+    std::fs::copy(&from, &to).unwrap();
+    let url = s.wh.table_url(Table::Duplicates).unwrap();
+    delta::append(
+        &url,
+        Table::Duplicates,
+        stray,
+        vec![delta::add_for(&s.wh.disk_file(Table::Duplicates, to).unwrap()).unwrap()],
+    )
+    .unwrap();
+    let (mut c, segment) = stage_run(&s.wh, &p, &s.second, &s.first, "bbbb0000bbbb0000bbbb");
+    c.knows_versions(mark.versions);
+    let files = [("d2".to_string(), "dumps/b.txt".to_string())];
+    c.commit([1, 2, 1], &files, Some(&segment), &runs_row(&s.second), &p.output, &[]).unwrap();
+    let listed: Vec<String> = delta::files(&url).unwrap().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(listed, [format!("{}.parquet", s.first), format!("{}.parquet", s.second)]);
+    assert_eq!(s.wh.synced().unwrap().unwrap().versions, log_versions(&s.wh));
+}
+
+#[test]
 fn a_commit_moves_the_hashes_another_run_took_meanwhile_to_duplicates() {
     let p = Pipeline::builtin();
     let dir = tempfile::tempdir().unwrap();
