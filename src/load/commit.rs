@@ -163,7 +163,7 @@ pub fn recover_in_full(
     wh: &Warehouse,
     finished: &std::collections::BTreeSet<String>,
 ) -> Result<(super::warehouse::Cleanup, BTreeMap<Table, u64>), CommitError> {
-    let cleaned = wh.cleanup(finished)?;
+    let cleaned = wh.cleanup(finished, true)?;
     let synced = sync_delta(wh, finished)?;
     log_delta(&synced);
     Ok((cleaned, synced.iter().map(|(t, s)| (*t, s.version)).collect()))
@@ -351,6 +351,15 @@ impl RunCommit {
     /// uploads of workers overlap this way instead of queueing behind the lock.
     pub fn upload_early(&self, rows: [u64; 3]) -> Result<(), CommitError> {
         let Some(r) = self.wh.remote() else { return Ok(()) };
+        let staged = |table: Table, rows: u64| {
+            (0..).take_while(move |n| rows > 0 && self.staging.join(part_name(table.name(), *n)).exists())
+        };
+        let keys: Vec<String> = Table::DATA
+            .into_iter()
+            .zip(rows)
+            .flat_map(|(table, rows)| staged(table, rows).map(move |n| self.key_of(table, n)))
+            .collect();
+        self.wh.note_uploads(&self.run_id, &keys)?;
         for (table, rows) in Table::DATA.into_iter().zip(rows) {
             for n in (0..).take_while(|n| rows > 0 && self.staging.join(part_name(table.name(), *n)).exists()) {
                 let from = self.staging.join(part_name(table.name(), n));
@@ -576,6 +585,9 @@ impl RunCommit {
             tracing::warn!(
                 "commit: the run is committed, the synced mark is not written ({e}): the next run recovers in full"
             );
+        }
+        if let Err(e) = self.wh.drop_upload_note(&self.run_id) {
+            tracing::warn!("commit: the run is committed; its upload note stays for the next clean-up ({e})");
         }
         fs::remove_dir_all(&self.staging).map_err(io_err(&self.staging, "cannot remove the staging folder"))?;
         Ok(())

@@ -200,7 +200,7 @@ fn a_commit_stopped_at_any_step_is_undone_or_completed_by_the_next_clean_up() {
             let cut = step > CommitStep::Staged;
             assert_eq!(s.wh.is_synced().unwrap(), !cut, "{step:?}: the synced mark");
             let finished = s.wh.finished_runs().unwrap();
-            let cleaned = s.wh.cleanup(&finished).unwrap();
+            let cleaned = s.wh.cleanup(&finished, true).unwrap();
             let (index, repairs) = Index::open(&s.wh, &finished).unwrap();
             let synced = sync_delta(&s.wh, &finished).unwrap();
             delta_lists_the_folders(&s.wh, step);

@@ -520,11 +520,67 @@ impl Warehouse {
         }
     }
 
+    /// The key of a remote run's upload note.
+    fn upload_note(run_id: &str) -> String {
+        format!("_quarry/uploads/{run_id}.json")
+    }
+
+    /// Before a remote run uploads table files ahead of its commit: notes their keys, so that a
+    /// clean-up finds them if the run dies before it commits (`cleanup` without listing tables).
+    pub fn note_uploads(&self, run_id: &str, keys: &[String]) -> Result<(), WarehouseError> {
+        let Some(r) = &self.remote else { return Ok(()) };
+        Ok(r.put(&Warehouse::upload_note(run_id), serde_json::to_vec(keys).expect("keys print"))?)
+    }
+
+    /// After a run's commit: its upload note is no longer needed.
+    pub fn drop_upload_note(&self, run_id: &str) -> Result<(), WarehouseError> {
+        let Some(r) = &self.remote else { return Ok(()) };
+        Ok(r.delete(&Warehouse::upload_note(run_id))?)
+    }
+
+    /// The upload notes: a finished run's is dropped; an unfinished run's older than the grace
+    /// period (a live run's is younger) is dropped with the objects it names.
+    fn cleanup_upload_notes(
+        &self,
+        finished: &BTreeSet<String>,
+        (now_ms, grace_ms): (i64, i64),
+        c: &mut Cleanup,
+    ) -> Result<(), WarehouseError> {
+        let Some(r) = &self.remote else { return Ok(()) };
+        for note in r.list_versions("_quarry/uploads")? {
+            let Some(run) = note.key.rsplit('/').next().and_then(|n| n.strip_suffix(".json")) else { continue };
+            if finished.contains(run) {
+                r.delete(&note.key)?;
+                continue;
+            }
+            if now_ms - note.written_ms < grace_ms {
+                continue;
+            }
+            let keys: Vec<String> = match r.get(&note.key)? {
+                Some(o) => serde_json::from_slice(&o.bytes).unwrap_or_default(),
+                None => continue,
+            };
+            for key in keys {
+                if r.size(&key)?.is_some() {
+                    r.delete(&key)?;
+                    c.removed.push(PathBuf::from(r.url(&key)));
+                }
+            }
+            r.delete(&note.key)?;
+        }
+        Ok(())
+    }
+
     /// Removes every file of a run that has no `runs` row (a crashed run), staging folders, and
     /// digest lists of such runs; drops the pending rejects replacements of a replay without a
     /// `runs` row and finishes the swap of one that has it. Must run under the lock, before
     /// anything else: the lock is what makes every run without a `runs` row a dead one.
-    pub fn cleanup(&self, finished: &BTreeSet<String>) -> Result<Cleanup, WarehouseError> {
+    ///
+    /// Not `full` (the warehouse is marked synced: no commit was cut off, so no crashed run's
+    /// file is in a table but what it uploaded before its commit), the tables and digest lists are
+    /// not listed: the upload notes (`upload_note`) name what such runs uploaded. A listing costs
+    /// by the size of the table, a run's start must not.
+    pub fn cleanup(&self, finished: &BTreeSet<String>, full: bool) -> Result<Cleanup, WarehouseError> {
         let mut c = Cleanup::default();
         match &self.remote {
             None => self.cleanup_local_replacements(finished, &mut c)?,
@@ -548,7 +604,8 @@ impl Warehouse {
             }
         }
         let (now_ms, grace_ms) = (chrono::Utc::now().timestamp_millis(), upload_grace_ms());
-        for table in Table::DATA {
+        self.cleanup_upload_notes(finished, (now_ms, grace_ms), &mut c)?;
+        for table in Table::DATA.into_iter().filter(|_| full) {
             for f in self.table_files(table)? {
                 // A remote run uploads its files before it waits for the commit lock: one younger
                 // than the grace period may be a live run's (if not, a later clean-up takes it).
@@ -569,7 +626,7 @@ impl Warehouse {
                 c.removed.push(p);
             }
         }
-        if let Some(r) = &self.remote {
+        if let Some(r) = self.remote.as_ref().filter(|_| full) {
             for (key, _) in r.list("_quarry/files")? {
                 let id = key.rsplit('/').next().and_then(|n| n.strip_suffix(".tsv")).unwrap_or("");
                 if !finished.contains(id) {

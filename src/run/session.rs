@@ -46,7 +46,7 @@ impl Session {
         let finished = wh.finished_runs()?;
         let synced = wh.is_synced()?;
         let (cleaned, versions) =
-            if synced { (wh.cleanup(&finished)?, Default::default()) } else { recover_in_full(&wh, &finished)? };
+            if synced { (wh.cleanup(&finished, false)?, Default::default()) } else { recover_in_full(&wh, &finished)? };
         let (index, repairs) = Index::open(&wh, &finished)?;
         log_repairs(&repairs);
         let index_files = index.names();

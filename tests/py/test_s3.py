@@ -161,7 +161,7 @@ def leftovers(s3_server, url) -> list[str]:
             bad.append(k)
         elif k.startswith("_quarry/index/run-") and name.removeprefix("run-").removesuffix(".seg") not in runs:
             bad.append(k)
-        elif k.startswith(("_quarry/replace/", "_quarry/lock", "_quarry/staging/")):
+        elif k.startswith(("_quarry/replace/", "_quarry/lock", "_quarry/staging/", "_quarry/uploads/")):
             bad.append(k)
         elif k.split("/")[0] in whr.DATA_TABLES and "_delta_log" not in k:
             run = name.removesuffix(".parquet").split("-part-")[0]
@@ -226,9 +226,12 @@ def test_s3_a_live_lease_of_another_host_is_respected(fixture_corpus, s3_server)
 def test_s3_an_ended_lease_is_taken_over(fixture_corpus, s3_server, tmp_path_factory):
     url = s3_server.new_warehouse("lease-ended")
     import_all(url, fixture_corpus, tmp_path_factory, [1])
-    # A crashed run elsewhere: its lease ended, its posts object is left (no runs row).
+    # A crashed run elsewhere: its lease ended, its posts object is left (no runs row), and the
+    # note that names it (a run notes its uploads before it makes them).
     s3_server.put(url, "_quarry/lock", lease("elsewhere", 1, -5))
-    s3_server.put(url, "posts/ingest_date=2026-01-01/20260101T000000.000000Z.parquet", b"PAR1")
+    left = "posts/ingest_date=2026-01-01/20260101T000000.000000Z.parquet"
+    s3_server.put(url, "_quarry/uploads/20260101T000000.000000Z.json", json.dumps([left]).encode())
+    s3_server.put(url, left, b"PAR1")
     rc, _, err = whr.run_quarry(whr.import_args(url, fixture_corpus.batch(2), quiet=False),
                                 env={"QUARRY_UPLOAD_GRACE": "0"})
     assert rc == 0, err
