@@ -560,10 +560,15 @@ impl Warehouse {
                 Some(o) => serde_json::from_slice(&o.bytes).unwrap_or_default(),
                 None => continue,
             };
-            for key in keys {
-                if r.size(&key)?.is_some() {
-                    r.delete(&key)?;
-                    c.removed.push(PathBuf::from(r.url(&key)));
+            // Only table files of that very run (a damaged note must not cost a committed file).
+            let own = |key: &String| {
+                let (table, name) = (key.split('/').next(), key.rsplit('/').next().unwrap_or(""));
+                Table::DATA.iter().any(|t| Some(t.name()) == table) && run_of_file(name) == Some(run)
+            };
+            for key in keys.iter().filter(|k| own(k)) {
+                if r.size(key)?.is_some() {
+                    r.delete(key)?;
+                    c.removed.push(PathBuf::from(r.url(key)));
                 }
             }
             r.delete(&note.key)?;
@@ -804,4 +809,43 @@ fn local_files(dir: &Path) -> Result<BTreeMap<String, u64>, WarehouseError> {
         out.insert(e.file_name().to_string_lossy().into_owned(), if m.is_dir() { 0 } else { m.len() });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_runs_upload_note_takes_its_uploads_with_it_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::S3 { bucket: "test".into(), prefix: "wh".into() };
+        let wh = Warehouse { location, root: dir.path().to_path_buf(), remote: Some(Remote::in_memory()) };
+        let r = wh.remote().unwrap();
+        let (dead, done) = ("20261201T000000.000001Z-0of2", "20261201T000000.000002Z-1of2");
+        let own = format!("posts/ingest_date=2026-12-01/{dead}.parquet");
+        let part = format!("duplicates/{dead}-part-1.parquet");
+        // A damaged note naming files that are not the run's: a committed runs row and posts file.
+        let others = [format!("runs/{done}.parquet"), format!("posts/ingest_date=2026-12-01/{done}.parquet")];
+        for key in [&own, &part].into_iter().chain(&others) {
+            r.put(key, b"PAR1".to_vec()).unwrap();
+        }
+        let named: Vec<String> = [&own, &part].into_iter().chain(&others).cloned().collect();
+        wh.note_uploads(dead, &named).unwrap();
+        wh.note_uploads(done, &others[1..]).unwrap();
+        let finished: BTreeSet<String> = [done.to_string()].into();
+        let now = chrono::Utc::now().timestamp_millis();
+        // Within the grace period the dead run may be a live one: its note and uploads stay.
+        let mut c = Cleanup::default();
+        wh.cleanup_upload_notes(&finished, (now, 3_600_000), &mut c).unwrap();
+        assert!(c.removed.is_empty(), "{c:?}");
+        assert!(r.size(&Warehouse::upload_note(dead)).unwrap().is_some());
+        assert!(r.size(&Warehouse::upload_note(done)).unwrap().is_none(), "a finished run's note is dropped");
+        // Past it: the run's own uploads and its note go; what is not the run's stays.
+        wh.cleanup_upload_notes(&finished, (now + 3_600_001, 3_600_000), &mut c).unwrap();
+        assert_eq!(c.removed, [r.url(&own), r.url(&part)].map(PathBuf::from));
+        assert!(r.size(&own).unwrap().is_none() && r.size(&Warehouse::upload_note(dead)).unwrap().is_none());
+        for key in &others {
+            assert!(r.size(key).unwrap().is_some(), "{key} is not the dead run's");
+        }
+    }
 }
