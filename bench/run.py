@@ -195,14 +195,15 @@ class Bench:
         r.label, r.all = label, runs
         return r
 
-    def workers_runs(self, corpus: Corpus, counts=(1, 2, 4), repeat: int = 3, remote: bool = True,
-                     separate: bool = False) -> list[dict]:
+    def workers_runs(self, corpus: Corpus, setups=((1, False), (2, False), (4, False)), repeat: int = 5,
+                     remote: bool = True) -> list[dict]:
         """N concurrent `quarry import --shard I/N --threads 1` into one new s3:// prefix on moto
         (or a new local folder) made by `quarry init` first, for each N: the wall time from the
         first start to the last exit (median of `repeat`), the workers' peak RSS, how many of them
         waited for the lock, for how long and how many looks at it that took, and posts moved at
-        commit. `separate`: each worker into a local folder of its own (nothing shared: what N
-        processes get from this machine at best)."""
+        commit. A setup is (N, separate); separate: each worker into a local folder of its own
+        (nothing shared: what N processes get from this machine at best). The setups take turns
+        within each repeat, so that the VM's drift over a minute falls on all of them alike."""
         sys.path.insert(0, os.path.join(REPO, "tests", "py"))
         import s3
         from pathlib import Path
@@ -210,27 +211,28 @@ class Bench:
         rmtree(work)
         os.makedirs(work)
         server = s3.S3Server.start(Path(work)) if remote else None
-        out = []
+        tries = {setup: [] for setup in setups}
         try:
-            for n in counts:
-                tries = []
-                for i in range(repeat):
+            for i in range(repeat):
+                for setup in setups:
+                    n, separate = setup
                     warm(corpus.files)
-                    url = server.new_warehouse(f"workers{n}") if remote else os.path.join(work, f"wh-{n}-{i}")
+                    tag = f"{n}{'s' if separate else ''}"
+                    url = server.new_warehouse(f"workers{tag}") if remote else os.path.join(work, f"wh-{tag}-{i}")
                     urls = [f"{url}-{shard}" if separate else url for shard in range(n)]
                     # As deploy/k8s does: the tables are made by `quarry init` before the workers start.
                     init_env = dict(os.environ, **(server.env if remote else {}),
-                                    QUARRY_CACHE_DIR=os.path.join(work, f"cache-{n}-{i}-init"))
+                                    QUARRY_CACHE_DIR=os.path.join(work, f"cache-{tag}-{i}-init"))
                     for u in sorted(set(urls)):
                         sh([self.quarry, "init", u], "quarry init", env=init_env)
                     procs = []
                     t0 = time.perf_counter()
                     for shard in range(n):
-                        cache = os.path.join(work, f"cache-{n}-{i}-{shard}")
+                        cache = os.path.join(work, f"cache-{tag}-{i}-{shard}")
                         env = dict(os.environ, **(server.env if remote else {}), QUARRY_CACHE_DIR=cache)
                         cmd = [self.quarry, "import", "--pipeline", self.pipeline, "--output", urls[shard],
                                "--shard", f"{shard}/{n}", "--threads", "1", corpus.path]
-                        log = open(os.path.join(work, f"w{n}-{i}-{shard}.log"), "wb")
+                        log = open(os.path.join(work, f"w{tag}-{i}-{shard}.log"), "wb")
                         procs.append((subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=env), log))
                     rss = []
                     for p, log in procs:
@@ -245,17 +247,20 @@ class Bench:
                     waits = [m for x in logs for m in re.findall(r"lock: taken after waiting ([0-9.]+) s \((\d+) looks", x)]
                     moved = sum(int(m) for x in logs for m in re.findall(r"commit: (\d+) posts were taken first", x))
                     imported = sum(summary(x).get("imported") or 0 for x in logs)
-                    tries.append({"workers": n, "seconds": secs, "rss": max(rss), "waited": waited,
-                                  "wait_s": sum(float(w) for w, _ in waits), "looks": sum(int(k) for _, k in waits),
-                                  "moved": moved, "imported": imported})
+                    tries[setup].append({"workers": n, "seconds": secs, "rss": max(rss), "waited": waited,
+                                         "wait_s": sum(float(w) for w, _ in waits),
+                                         "looks": sum(int(k) for _, k in waits),
+                                         "moved": moved, "imported": imported})
                     for cache in ["init", *range(n)]:
-                        rmtree(os.path.join(work, f"cache-{n}-{i}-{cache}"))
-                tries.sort(key=lambda t: t["seconds"])
-                out.append(tries[len(tries) // 2])
-                print(f"  {n} worker(s): {out[-1]['seconds']:.2f} s", flush=True)
+                        rmtree(os.path.join(work, f"cache-{tag}-{i}-{cache}"))
         finally:
             if server:
                 server.stop()
+        out = []
+        for setup in setups:
+            ts = sorted(tries[setup], key=lambda t: t["seconds"])
+            out.append(ts[len(ts) // 2])
+            print(f"  {setup[0]} worker(s){' apart' if setup[1] else ''}: {out[-1]['seconds']:.2f} s", flush=True)
         return out
 
     # ---- the 1,000,000-post warehouse, cached between runs --------------------------------
@@ -481,9 +486,9 @@ def run_all(b: Bench, a, size_mb: float, repeat: int, prefill_pages: int) -> str
     print("bench: 1, 2 and 4 workers (--shard, --threads 1) into one s3:// warehouse and one local folder, 1x pages in 256 files", flush=True)
     # Many files: a shard is a hash of each file's path, so 16 files split 9/7 or worse.
     shards = gen(q, os.path.join(b.workdir, "corpus-1x-256"), base_pages, 1, 256)
-    workers = b.workers_runs(shards, repeat=min(repeat, 3))
-    local_workers = b.workers_runs(shards, repeat=min(repeat, 3), remote=False)
-    apart = b.workers_runs(shards, counts=(2,), repeat=min(repeat, 3), remote=False, separate=True)[0]
+    workers = b.workers_runs(shards, repeat=repeat)
+    *local_workers, apart = b.workers_runs(
+        shards, setups=((1, False), (2, False), (4, False), (2, True)), repeat=repeat, remote=False)
     print(f"bench: {new.pages:,} new pages into an empty and into a {prefill_pages:,}-post warehouse", flush=True)
     d_empty, d_full = b.dedupe_check(new, prefill_pages, repeat)
 
@@ -546,7 +551,7 @@ def run_all(b: Bench, a, size_mb: float, repeat: int, prefill_pages: int) -> str
     one = workers[0]["seconds"]
     out += ["### Workers: `--shard I/N --threads 1` side by side into one `s3://` warehouse (moto on 127.0.0.1)", "",
             f"The 1x pages in 256 files ({shards.mb:,.0f} MB); wall time from the first start to the last exit, "
-            f"median of {min(repeat, 3)}; moto shares the {os.cpu_count()} cores.", "",
+            f"median of {repeat}, the setups taking turns in each repeat; moto shares the {os.cpu_count()} cores.", "",
             "| workers → warehouse | seconds | MB/s in all | × one worker | peak RSS MB (max) | waited for the lock | waits: seconds, looks (all workers) | posts moved at commit | imported |",
             "|---|---|---|---|---|---|---|---|---|"]
     local_one = local_workers[0]["seconds"]
