@@ -157,8 +157,7 @@ pub struct Recovered {
 }
 
 /// The clean-up after crashed runs and the Delta sync: `recover` when the warehouse is not marked
-/// synced (a run's start then too, which otherwise only cleans up), and `quarry init`; what the
-/// clean-up did, and each log's latest version after the sync.
+/// synced, and `quarry init`; what the clean-up did, and each log's latest version after the sync.
 pub fn recover_in_full(
     wh: &Warehouse,
     finished: &std::collections::BTreeSet<String>,
