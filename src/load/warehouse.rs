@@ -44,9 +44,9 @@ pub struct WarehouseError {
 }
 
 /// What the synced mark (`Warehouse::synced`) holds: the run (or `init`) that wrote it, and the
-/// latest version of each table's Delta log it knew (a table it did not commit to after a full
-/// recovery is left out). The next commit appends to a known log as the next version without
-/// reading it (`delta::append_at`).
+/// latest version of each table's Delta log it knew (one it does not know is left out: a replay's
+/// rejects, synced after the swap). The next commit appends to a known log as the next version
+/// without reading it (`delta::append_at`), to an unknown one through deltalake.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncedMark {
     pub run: String,
