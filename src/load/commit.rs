@@ -21,7 +21,7 @@ use super::delta::{self, DeltaError, DiskFile};
 use super::index;
 use super::location::RemoteError;
 use super::parquet::{part_name, properties, TableWriter, WriteError};
-use super::warehouse::{io_err, table_key, SyncedMark, Warehouse, WarehouseError, DELETE_MARKER};
+use super::warehouse::{io_err, sync_dir, table_key, SyncedMark, Warehouse, WarehouseError, DELETE_MARKER};
 use crate::contract::Table;
 use crate::pipeline::OutputConfig;
 
@@ -253,10 +253,6 @@ fn stamp(path: &Path) -> Result<(u64, std::time::SystemTime), WarehouseError> {
     Ok((m.len(), m.modified().map_err(io_err(path, "cannot stat"))?))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), WarehouseError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir, "cannot sync folder"))
-}
-
 /// At `step`: holds until killed when the test switch names it (debug builds only, see
 /// `load::hold`); true when a unit test asked the commit to stop here.
 fn hold(step: CommitStep) -> bool {
@@ -278,7 +274,7 @@ impl RunCommit {
         let live = File::create(&marker).map_err(io_err(&marker, "cannot create the run's live marker"))?;
         live.lock().map_err(io_err(&marker, "cannot lock the run's live marker"))?;
         let (run_id, ingest_date) = (run_id.into(), ingest_date.into());
-        let uploaded = Mutex::new(std::collections::BTreeMap::new());
+        let uploaded = Mutex::new(BTreeMap::new());
         let versions = BTreeMap::new();
         Ok(RunCommit {
             wh: wh.clone(),
@@ -350,23 +346,22 @@ impl RunCommit {
     /// uploads of workers overlap this way instead of queueing behind the lock.
     pub fn upload_early(&self, rows: [u64; 3]) -> Result<(), CommitError> {
         let Some(r) = self.wh.remote() else { return Ok(()) };
-        let staged = |table: Table, rows: u64| {
-            (0..).take_while(move |n| rows > 0 && self.staging.join(part_name(table.name(), *n)).exists())
-        };
-        let keys: Vec<String> = Table::DATA
+        let parts: Vec<(PathBuf, String)> = Table::DATA
             .into_iter()
             .zip(rows)
-            .flat_map(|(table, rows)| staged(table, rows).map(move |n| self.key_of(table, n)))
+            .flat_map(|(table, rows)| {
+                let staged = move |n: &u32| self.staging.join(part_name(table.name(), *n));
+                (0..)
+                    .take_while(move |n| rows > 0 && staged(n).exists())
+                    .map(move |n| (staged(&n), self.key_of(table, n)))
+            })
             .collect();
+        let keys: Vec<String> = parts.iter().map(|(_, key)| key.clone()).collect();
         self.wh.note_uploads(&self.run_id, &keys)?;
-        for (table, rows) in Table::DATA.into_iter().zip(rows) {
-            for n in (0..).take_while(|n| rows > 0 && self.staging.join(part_name(table.name(), *n)).exists()) {
-                let from = self.staging.join(part_name(table.name(), n));
-                let key = self.key_of(table, n);
-                let stamp = stamp(&from)?;
-                r.upload(&key, &from)?;
-                self.uploaded.lock().expect("uploads").insert(key, stamp);
-            }
+        for (from, key) in parts {
+            let stamp = stamp(&from)?;
+            r.upload(&key, &from)?;
+            self.uploaded.lock().expect("uploads").insert(key, stamp);
         }
         Ok(())
     }

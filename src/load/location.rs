@@ -339,6 +339,13 @@ impl Remote {
         Ok(self.list_versions(rel_prefix)?.into_iter().map(|l| (l.key, l.size)).collect())
     }
 
+    /// Whether any object is under `rel_prefix` (one listing request, however many there are).
+    pub fn any(&self, rel_prefix: &str) -> Result<bool, RemoteError> {
+        let key = self.key(rel_prefix);
+        let first = self.block(rel_prefix, async { self.store.list(Some(&key)).try_next().await })?;
+        Ok(first.map_err(|e| self.fail(rel_prefix, "cannot list", e))?.is_some())
+    }
+
     /// `list` with each object's version tag and when it was written (ms since the epoch).
     pub fn list_versions(&self, rel_prefix: &str) -> Result<Vec<Listed>, RemoteError> {
         let key = self.key(rel_prefix);

@@ -76,6 +76,11 @@ pub(crate) fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::
     move |source| WarehouseError { path: path.to_path_buf(), what, source }
 }
 
+/// Makes a folder's entries (a rename or removal in it) durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), WarehouseError> {
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir, "cannot sync folder"))
+}
+
 impl From<RemoteError> for WarehouseError {
     fn from(e: RemoteError) -> WarehouseError {
         WarehouseError { path: PathBuf::from(e.url), what: "object storage", source: io::Error::other(e.what) }
@@ -207,7 +212,7 @@ impl Warehouse {
     pub fn has_delta_log(&self, table: Table) -> Result<bool, WarehouseError> {
         Ok(match &self.remote {
             None => self.table(table).join("_delta_log").is_dir(),
-            Some(r) => !r.list(&format!("{}/_delta_log", table.name()))?.is_empty(),
+            Some(r) => r.any(&format!("{}/_delta_log", table.name()))?,
         })
     }
 
@@ -263,7 +268,7 @@ impl Warehouse {
                 fs::write(&tmp, &text).map_err(io_err(&tmp, "cannot write the synced mark"))?;
                 fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io_err(&tmp, "cannot sync"))?;
                 fs::rename(&tmp, &to).map_err(io_err(&to, "cannot write the synced mark"))?;
-                fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(io_err(&dir, "cannot sync folder"))
+                sync_dir(&dir)
             }
             Some(r) => Ok(r.put(&format!("_quarry/{SYNCED}"), text.into_bytes())?),
         }
@@ -279,7 +284,7 @@ impl Warehouse {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                     Err(e) => return Err(io_err(&path, "cannot remove the synced mark")(e)),
                 }
-                fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(io_err(&dir, "cannot sync folder"))
+                sync_dir(&dir)
             }
             Some(r) => Ok(r.delete(&format!("_quarry/{SYNCED}"))?),
         }
@@ -345,7 +350,7 @@ impl Warehouse {
                 }
             }
         }
-        fs::File::open(&table).and_then(|d| d.sync_all()).map_err(io_err(&table, "cannot sync folder"))?;
+        sync_dir(&table)?;
         fs::remove_dir_all(&pending).map_err(io_err(&pending, "cannot remove the replaced rejects folder"))?;
         Ok(done)
     }

@@ -38,10 +38,10 @@ impl Session {
     /// repairs) the index of the finished runs' hashes and picks the run id; keeps the lock when
     /// `keep_lock`.
     pub fn begin(warehouse: &Location, wait: bool, shard: Option<Shard>, keep_lock: bool) -> Result<Session> {
-        let clock = std::time::Instant::now();
+        let mut phases = super::Phases::new();
         let wh = Warehouse::create(warehouse)?;
         let lock = RunLock::acquire(&wh, wait)?;
-        let locked = clock.elapsed().as_secs_f64();
+        phases.done("lock");
         let finished = wh.finished_runs()?;
         // Unmarked (a commit was cut off), the clean-up lists every table; the logs are synced at
         // the commit, under the lock again (`recover`). Syncing them here would open every table
@@ -62,10 +62,8 @@ impl Session {
         }
         let commit = RunCommit::begin(&wh, &run_id, &date_of(started))?;
         let lock = keep_lock.then_some(lock);
-        tracing::debug!(
-            "begin of {run_id}: lock {locked:.3} s, recovery and index {:.3} s",
-            clock.elapsed().as_secs_f64() - locked
-        );
+        phases.done("recovery and index");
+        tracing::debug!("begin of {run_id}: {phases}");
         Ok(Session { wh, lock, finished, cleaned, index, index_files, started, run_id, commit })
     }
 }
