@@ -270,9 +270,12 @@ impl RunCommit {
     pub fn begin(wh: &Warehouse, run_id: &str, ingest_date: &str) -> Result<RunCommit, CommitError> {
         let staging = wh.staging(run_id);
         fs::create_dir_all(&staging).map_err(io_err(&staging, "cannot create the staging folder"))?;
-        let marker = staging.join(LIVE_MARKER);
-        let live = File::create(&marker).map_err(io_err(&marker, "cannot create the run's live marker"))?;
-        live.lock().map_err(io_err(&marker, "cannot lock the run's live marker"))?;
+        // The marker appears locked (made and locked under another name, then renamed): a
+        // clean-up never finds it there and unlocked while this run lives.
+        let (marker, made) = (staging.join(LIVE_MARKER), staging.join(format!("{LIVE_MARKER}.new")));
+        let live = File::create(&made).map_err(io_err(&made, "cannot create the run's live marker"))?;
+        live.lock().map_err(io_err(&made, "cannot lock the run's live marker"))?;
+        fs::rename(&made, &marker).map_err(io_err(&marker, "cannot place the run's live marker"))?;
         let (run_id, ingest_date) = (run_id.into(), ingest_date.into());
         let uploaded = Mutex::new(BTreeMap::new());
         let versions = BTreeMap::new();
@@ -488,6 +491,7 @@ impl RunCommit {
         File::open(&list).and_then(|f| f.sync_all()).map_err(io_err(&list, "cannot sync"))?;
         self.wh.place_files_list(&self.run_id, &list)?;
         if let Some(staged) = segment {
+            let _copy = self.wh.lock_local_copy()?;
             let dir = self.wh.index_dir();
             let name = index::run_file(&self.run_id);
             let to = dir.join(&name);

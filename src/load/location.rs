@@ -314,7 +314,8 @@ impl Remote {
     pub fn download(&self, rel: &str, to: &Path) -> Result<(), RemoteError> {
         use std::io::Write as _;
         let key = self.key(rel);
-        let tmp = to.with_extension("download.tmp");
+        // Runs sharing the working folder may fetch the same object at once.
+        let tmp = to.with_extension(format!("download-{}.tmp", std::process::id()));
         let write_fail = |e: std::io::Error| self.fail(rel, &format!("cannot write {}", tmp.display()), e);
         if let Some(dir) = to.parent() {
             std::fs::create_dir_all(dir).map_err(write_fail)?;

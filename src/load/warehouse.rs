@@ -295,6 +295,39 @@ impl Warehouse {
         self.internal().join("staging").join(run_id)
     }
 
+    /// Claims the staging folder of `run_id` for a new run: false when it exists (another run
+    /// picked the same id: the caller picks another). One `create_dir`, so that two runs starting
+    /// at once without the lock never share one.
+    pub fn claim_staging(&self, run_id: &str) -> Result<bool, WarehouseError> {
+        let dir = self.staging(run_id);
+        let parent = self.internal().join("staging");
+        fs::create_dir_all(&parent).map_err(io_err(&parent, "cannot create the staging folder"))?;
+        match fs::create_dir(&dir) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(io_err(&dir, "cannot create the staging folder")(e)),
+        }
+    }
+
+    /// For a remote warehouse, the local copy of its index is this machine's, shared by every
+    /// run with the same working folder: what copies it down, repairs it or settles a run into it
+    /// holds this lock (a file lock on `_quarry/copy.lock` there) while it does. `None` for a local
+    /// warehouse, whose index only runs under the warehouse lock write.
+    pub fn lock_local_copy(&self) -> Result<Option<fs::File>, WarehouseError> {
+        if self.remote.is_none() {
+            return Ok(None);
+        }
+        let path = self.internal().join("copy.lock");
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err(&path, "cannot open the lock of the local copy"))?;
+        file.lock().map_err(io_err(&path, "cannot lock the local copy"))?;
+        Ok(Some(file))
+    }
+
     fn files_dir(&self) -> PathBuf {
         self.internal().join("files")
     }
@@ -552,23 +585,19 @@ impl Warehouse {
         c: &mut Cleanup,
     ) -> Result<(), WarehouseError> {
         let Some(r) = &self.remote else { return Ok(()) };
-        for note in r.list_versions("_quarry/uploads")? {
-            let Some(run) = note.key.rsplit('/').next().and_then(|n| n.strip_suffix(".json")) else { continue };
-            if finished.contains(run) {
-                r.delete(&note.key)?;
+        for (note, run) in self.due_upload_notes(finished, (now_ms, grace_ms))? {
+            if finished.contains(&run) {
+                r.delete(&note)?;
                 continue;
             }
-            if now_ms - note.written_ms < grace_ms {
-                continue;
-            }
-            let keys: Vec<String> = match r.get(&note.key)? {
+            let keys: Vec<String> = match r.get(&note)? {
                 Some(o) => serde_json::from_slice(&o.bytes).unwrap_or_default(),
                 None => continue,
             };
             // Only table files of that very run (a damaged note must not cost a committed file).
             let own = |key: &String| {
                 let (table, name) = (key.split('/').next(), key.rsplit('/').next().unwrap_or(""));
-                Table::DATA.iter().any(|t| Some(t.name()) == table) && run_of_file(name) == Some(run)
+                Table::DATA.iter().any(|t| Some(t.name()) == table) && run_of_file(name) == Some(run.as_str())
             };
             for key in keys.iter().filter(|k| own(k)) {
                 if r.size(key)?.is_some() {
@@ -576,9 +605,86 @@ impl Warehouse {
                     c.removed.push(PathBuf::from(r.url(key)));
                 }
             }
-            r.delete(&note.key)?;
+            r.delete(&note)?;
         }
         Ok(())
+    }
+
+    /// The upload notes a clean-up acts on, as (key, run): a finished run's (its commit drops it
+    /// right after), and an unfinished run's older than the grace period (a live run's is younger).
+    fn due_upload_notes(
+        &self,
+        finished: &BTreeSet<String>,
+        (now_ms, grace_ms): (i64, i64),
+    ) -> Result<Vec<(String, String)>, WarehouseError> {
+        let Some(r) = &self.remote else { return Ok(Vec::new()) };
+        let mut due = Vec::new();
+        for note in r.list_versions("_quarry/uploads")? {
+            let Some(run) = note.key.rsplit('/').next().and_then(|n| n.strip_suffix(".json")) else { continue };
+            if finished.contains(run) || now_ms - note.written_ms >= grace_ms {
+                let run = run.to_string();
+                due.push((note.key, run));
+            }
+        }
+        Ok(due)
+    }
+
+    /// Staging folders of runs that are gone (a live run's marker is locked).
+    fn dead_stagings(&self) -> Result<Vec<PathBuf>, WarehouseError> {
+        let staging = self.internal().join("staging");
+        let mut dead = Vec::new();
+        if staging.exists() {
+            for e in fs::read_dir(&staging).map_err(io_err(&staging, "cannot list staging"))? {
+                let p = e.map_err(io_err(&staging, "cannot list staging"))?.path();
+                if !is_live(&p) {
+                    dead.push(p);
+                }
+            }
+        }
+        Ok(dead)
+    }
+
+    /// Digest lists in the local folder of runs without a `runs` row.
+    fn stray_files_lists(&self, finished: &BTreeSet<String>) -> Result<Vec<PathBuf>, WarehouseError> {
+        let dir = self.files_dir();
+        let mut stray = Vec::new();
+        if dir.exists() {
+            for e in fs::read_dir(&dir).map_err(io_err(&dir, "cannot list run files"))? {
+                let p = e.map_err(io_err(&dir, "cannot list run files"))?.path();
+                if !finished.contains(p.file_stem().and_then(|s| s.to_str()).unwrap_or("")) {
+                    stray.push(p);
+                }
+            }
+        }
+        Ok(stray)
+    }
+
+    /// What a clean-up that is not `full` would find to do, without doing any of it: `None` when
+    /// nothing, else the first such thing (for the log). Reads only, so it needs no lock: a run's
+    /// start that finds nothing (and the warehouse marked synced) starts without the lock.
+    pub fn untidy(&self, finished: &BTreeSet<String>) -> Result<Option<String>, WarehouseError> {
+        self.untidy_at(finished, (chrono::Utc::now().timestamp_millis(), upload_grace_ms()))
+    }
+
+    /// `untidy` at the time `now_ms`, with the upload notes' grace period `grace_ms`.
+    fn untidy_at(&self, finished: &BTreeSet<String>, now: (i64, i64)) -> Result<Option<String>, WarehouseError> {
+        let pending = match &self.remote {
+            None => fs::read_dir(self.internal().join("replace")).is_ok_and(|mut d| d.next().is_some()),
+            Some(r) => r.any("_quarry/replace")?,
+        };
+        if pending {
+            return Ok(Some("a replay's pending rejects files".into()));
+        }
+        if let Some((key, _)) = self.due_upload_notes(finished, now)?.into_iter().next() {
+            return Ok(Some(format!("the upload note {key}")));
+        }
+        if let Some(p) = self.dead_stagings()?.into_iter().next() {
+            return Ok(Some(format!("the staging folder {}", p.display())));
+        }
+        if let Some(p) = self.stray_files_lists(finished)?.into_iter().next() {
+            return Ok(Some(format!("the digest list {}", p.display())));
+        }
+        Ok(None)
     }
 
     /// Removes every file of a run that has no `runs` row (a crashed run), staging folders, and
@@ -625,16 +731,9 @@ impl Warehouse {
                 }
             }
         }
-        let staging = self.internal().join("staging");
-        if staging.exists() {
-            for e in fs::read_dir(&staging).map_err(io_err(&staging, "cannot list staging"))? {
-                let p = e.map_err(io_err(&staging, "cannot list staging"))?.path();
-                if is_live(&p) {
-                    continue; // a run in progress (its marker is locked): not this clean-up's
-                }
-                fs::remove_dir_all(&p).map_err(io_err(&p, "cannot remove a crashed run's staging folder"))?;
-                c.removed.push(p);
-            }
+        for p in self.dead_stagings()? {
+            fs::remove_dir_all(&p).map_err(io_err(&p, "cannot remove a crashed run's staging folder"))?;
+            c.removed.push(p);
         }
         if let Some(r) = self.remote.as_ref().filter(|_| full) {
             for (key, _) in r.list("_quarry/files")? {
@@ -645,17 +744,10 @@ impl Warehouse {
                 }
             }
         }
-        let dir = self.files_dir();
-        if dir.exists() {
-            for e in fs::read_dir(&dir).map_err(io_err(&dir, "cannot list run files"))? {
-                let p = e.map_err(io_err(&dir, "cannot list run files"))?.path();
-                let id = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-                if !finished.contains(id) {
-                    fs::remove_file(&p).map_err(io_err(&p, "cannot remove a crashed run's digest list"))?;
-                    if self.remote.is_none() {
-                        c.removed.push(p);
-                    }
-                }
+        for p in self.stray_files_lists(finished)? {
+            fs::remove_file(&p).map_err(io_err(&p, "cannot remove a crashed run's digest list"))?;
+            if self.remote.is_none() {
+                c.removed.push(p);
             }
         }
         Ok(c)
@@ -692,7 +784,8 @@ impl Warehouse {
             for (id, got) in missing.iter().zip(r.get_many(&keys)?) {
                 if let Some(obj) = got {
                     let p = self.files_list(id);
-                    let tmp = p.with_extension("tmp");
+                    // Runs sharing the working folder may copy the same list at once.
+                    let tmp = p.with_extension(format!("{}.tmp", std::process::id()));
                     fs::write(&tmp, &obj.bytes).map_err(io_err(&tmp, "cannot keep a copy of the digest list"))?;
                     fs::rename(&tmp, &p).map_err(io_err(&p, "cannot keep a copy of the digest list"))?;
                 }
@@ -777,8 +870,19 @@ pub fn table_key(table: Table, rel: &str) -> String {
 /// Whether the run whose staging folder is `dir` is alive: its live marker is locked (by the run's
 /// process: the lock goes with it).
 fn is_live(dir: &Path) -> bool {
-    let Ok(marker) = fs::File::open(dir.join(super::commit::LIVE_MARKER)) else { return false };
-    matches!(marker.try_lock_shared(), Err(fs::TryLockError::WouldBlock))
+    match fs::File::open(dir.join(super::commit::LIVE_MARKER)) {
+        Ok(marker) => matches!(marker.try_lock_shared(), Err(fs::TryLockError::WouldBlock)),
+        // A run starting without the lock has made its folder but not yet moved its locked
+        // marker in (`RunCommit::begin`): a folder without one is spared for a minute.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => just_made(dir),
+        Err(_) => false,
+    }
+}
+
+/// A folder made in the last minute.
+fn just_made(dir: &Path) -> bool {
+    let age = fs::metadata(dir).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+    age.is_some_and(|a| a.as_secs() < 60)
 }
 
 /// How long a remote run's uploaded table objects are spared by other runs' clean-ups before its
@@ -852,5 +956,50 @@ mod tests {
         for key in &others {
             assert!(r.size(key).unwrap().is_some(), "{key} is not the dead run's");
         }
+    }
+
+    #[test]
+    fn untidy_names_what_a_clean_up_would_do_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::S3 { bucket: "test".into(), prefix: "wh".into() };
+        let wh = Warehouse { location, root: dir.path().to_path_buf(), remote: Some(Remote::in_memory()) };
+        let r = wh.remote().unwrap();
+        let (live, done) = ("20261201T000000.000001Z-0of2", "20261201T000000.000002Z-1of2");
+        let finished: BTreeSet<String> = [done.to_string()].into();
+        let now = chrono::Utc::now().timestamp_millis();
+        let untidy = |at: i64| wh.untidy_at(&finished, (at, 3_600_000)).unwrap();
+        assert_eq!(untidy(now), None, "an empty warehouse");
+
+        // A live run's note and staging folder (its marker locked), a just made folder without a
+        // marker yet: nothing to do.
+        wh.note_uploads(live, &[format!("posts/{live}.parquet")]).unwrap();
+        let c = crate::load::commit::RunCommit::begin(&wh, live, "2026-12-01").unwrap();
+        fs::create_dir_all(wh.staging("20261201T000000.000003Z")).unwrap();
+        assert_eq!(untidy(now), None);
+        // The note past its grace period: its run may be gone.
+        assert!(untidy(now + 3_600_001).unwrap().contains("upload note"));
+        // The run gone (its marker unlocked), the folder without a marker a minute old.
+        drop(c);
+        assert!(untidy(now).unwrap().contains("staging folder"));
+        fs::remove_dir_all(wh.staging(live)).unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(61);
+        fs::File::open(wh.staging("20261201T000000.000003Z")).unwrap().set_modified(old).unwrap();
+        assert!(untidy(now).unwrap().contains("staging folder"));
+        fs::remove_dir_all(wh.staging("20261201T000000.000003Z")).unwrap();
+        assert_eq!(untidy(now), None);
+        // A finished run's note (its commit drops it right after), a digest list of a run without
+        // a `runs` row, a replay's pending rejects file.
+        wh.note_uploads(done, &[]).unwrap();
+        assert!(untidy(now).unwrap().contains("upload note"));
+        r.delete(&Warehouse::upload_note(done)).unwrap();
+        fs::create_dir_all(wh.files_dir()).unwrap();
+        fs::write(wh.files_list(live), "d\tf\n").unwrap();
+        assert!(untidy(now).unwrap().contains("digest list"));
+        fs::remove_file(wh.files_list(live)).unwrap();
+        r.put(&Warehouse::pending_key(live, done, "x.parquet"), b"PAR1".to_vec()).unwrap();
+        assert!(untidy(now).unwrap().contains("pending rejects"));
+        // Looking changed nothing.
+        assert!(r.size(&Warehouse::upload_note(live)).unwrap().is_some());
+        assert!(r.size(&Warehouse::pending_key(live, done, "x.parquet")).unwrap().is_some());
     }
 }

@@ -44,8 +44,11 @@ use crate::pipeline::Pipeline;
 /// run is committed already: a failure is a warning, and the next run repairs the index.
 fn settle_index(wh: &crate::load::warehouse::Warehouse, run_id: &str, took_posts: bool) {
     let clock = Instant::now();
-    let settled = crate::load::index::settle(&wh.index_dir(), run_id, took_posts)
-        .and_then(|m| wh.index_up().map(|()| m).map_err(|e| IndexError { path: e.path.clone(), what: e.to_string() }));
+    let remote = |e: crate::load::warehouse::WarehouseError| IndexError { path: e.path.clone(), what: e.to_string() };
+    let settled = wh.lock_local_copy().map_err(remote).and_then(|_copy| {
+        crate::load::index::settle(&wh.index_dir(), run_id, took_posts)
+            .and_then(|m| wh.index_up().map(|()| m).map_err(remote))
+    });
     match settled {
         Ok(m) if m.steps > 0 => tracing::info!(
             "index: merged {} files ({:.1} MB) into {} in {:.2} s",

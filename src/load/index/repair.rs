@@ -41,8 +41,7 @@ impl Index {
     /// changed is uploaded after it.
     pub fn open(wh: &Warehouse, finished: &BTreeSet<String>) -> Result<(Index, Repairs), IndexError> {
         let dir = wh.index_dir();
-        let remote =
-            |e: crate::load::warehouse::WarehouseError| IndexError { path: e.path.clone(), what: e.to_string() };
+        let _copy = wh.lock_local_copy().map_err(remote)?;
         wh.index_down().map_err(remote)?;
         fs::create_dir_all(&dir).map_err(|e| io(&dir, "cannot create the index folder", e))?;
         let mut rep = Repairs::default();
@@ -107,6 +106,37 @@ impl Index {
         }
         Ok((index, rep))
     }
+
+    /// Opens the index of `wh` without the warehouse lock, changing nothing in it: `None` when it
+    /// would need a repair (a finished run the manifest lacks, a listed file that does not open, an
+    /// unreadable manifest, an older quarry's hash lists), or when a remote copy did not come down
+    /// whole (a merge landing meanwhile); the run's start then takes the lock and uses `open`.
+    /// Files the manifest does not list (the segment of a run committing now, a merge in progress)
+    /// are not read. The manifest lists only finished runs' hashes, so what opens is exactly those
+    /// of the runs it names, `finished` among them.
+    pub fn open_unlocked(wh: &Warehouse, finished: &BTreeSet<String>) -> Result<Option<Index>, IndexError> {
+        let dir = wh.index_dir();
+        let _copy = wh.lock_local_copy().map_err(remote)?;
+        if let Err(e) = wh.index_down() {
+            tracing::debug!("index: the copy did not come down whole ({e}); opening it under the lock");
+            return Ok(None);
+        }
+        if wh.internal().join("hashes").exists() {
+            return Ok(None);
+        }
+        let m = match Manifest::read(&dir) {
+            Ok(m) => m.unwrap_or_else(Manifest::empty),
+            Err(_) => return Ok(None),
+        };
+        if finished.iter().any(|r| !m.runs.contains(r)) {
+            return Ok(None);
+        }
+        Ok(Index::from_manifest(&dir, &m).ok())
+    }
+}
+
+fn remote(e: crate::load::warehouse::WarehouseError) -> IndexError {
+    IndexError { path: e.path.clone(), what: e.to_string() }
 }
 
 /// Drops the listed file `e` names (missing or failing its checks). A run's own segment costs only
