@@ -10,6 +10,7 @@ too). The same holds when workers are SIGKILLed mid-commit and started again, in
 import json
 import random
 import subprocess
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -127,6 +128,39 @@ def test_a_worker_killed_mid_commit_and_started_again(place, generated_corpus, p
             assert p.wait(600) == 0, f"worker {s}: {p.stderr.read().decode()}"
     # The others are done: the restart may take the dead run's early uploads (S3) at once.
     run_all(url, generated_corpus, [0], env_of=lambda s: {"QUARRY_UPLOAD_GRACE": "0"})
+    check_against_truth(read(), generated_corpus)
+
+
+def test_a_worker_starts_while_another_commits_and_waits_only_to_commit(place, generated_corpus):
+    """A start on a warehouse marked synced only reads: worker 1 starts and extracts while worker 0
+    holds the lock in its commit, and waits for the lock only to commit its own run."""
+    url, read = place
+    rc, _, err = whr.run_quarry(["init", url])
+    assert rc == 0, err
+    with whr.HeldImport(url, point="staged", args=worker_args(url, generated_corpus, 0)) as held:
+        assert held.wait_held(HOLD_TIMEOUT_S), held.stderr()
+        args = whr.import_args(url, generated_corpus.arg, quiet=False) + ["--shard", f"1/{WORKERS}", "--threads", "1"]
+        other = subprocess.Popen([str(whr.quarry_bin()), *args], cwd=whr.REPO_ROOT,
+                                 env=whr._env({"RUST_LOG": "quarry=debug"}), stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        lines, waiting = [], threading.Event()
+
+        def read_lines():
+            for raw in other.stderr:
+                lines.append(raw.decode("utf-8", "replace"))
+                if "waiting for the warehouse lock" in lines[-1]:
+                    waiting.set()
+        reader = threading.Thread(target=read_lines, daemon=True)
+        reader.start()
+        assert waiting.wait(HOLD_TIMEOUT_S), "".join(lines)
+        held.kill()  # the lock's holder is gone: worker 1 takes it over and commits
+        assert other.wait(600) == 0, "".join(lines)
+        reader.join(10)
+    log = "".join(lines)
+    begin = next(i for i, l in enumerate(lines) if "DEBUG quarry: begin of" in l)
+    assert "look and index (no lock)" in lines[begin], lines[begin]
+    assert [i for i, l in enumerate(lines) if "waiting for the warehouse lock" in l] > [begin], log
+    run_all(url, generated_corpus, [0, 2, 3], env_of=lambda s: {"QUARRY_UPLOAD_GRACE": "0"})
     check_against_truth(read(), generated_corpus)
 
 
