@@ -452,7 +452,7 @@ impl RunCommit {
     /// `files` (digest, name) of every file the run read; `segment` the run's own index segment (the
     /// sorted hashes of its posts, none when it took none), staged in `index_work()`; `replaced` (old
     /// run id, rows kept) the rejects files a replay rewrote, each staged by `replacement_writer`
-    /// (none for an import).
+    /// (none for an import). Returns the log versions the commit landed.
     pub fn commit(
         mut self,
         rows: [u64; 3],
@@ -461,15 +461,16 @@ impl RunCommit {
         runs_row: &RecordBatch,
         out: &OutputConfig,
         replaced: &[(String, u64)],
-    ) -> Result<(), CommitError> {
+    ) -> Result<Vec<Landed>, CommitError> {
         if hold(CommitStep::Staged) {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.lock.check()?;
         // From here until the mark is written again, a run killed leaves a warehouse that the next
         // holder of the lock recovers in full.
         self.wh.mark_unsynced()?;
         let mut versions = std::mem::take(&mut self.versions);
+        let mut landed = Vec::new();
         for (table, rows) in Table::DATA.into_iter().zip(rows) {
             self.lock.check()?;
             let first = self.staging.join(part_name(table.name(), 0));
@@ -477,11 +478,13 @@ impl RunCommit {
                 // A table the run adds no rows to gets no file: a rerun adds its runs row and nothing else.
                 fs::remove_file(&first).map_err(io_err(&first, "cannot remove an empty staged file"))?;
             } else {
-                let v = self.move_parts(table, versions.get(&table).copied())?;
+                let before = versions.get(&table).copied();
+                let v = self.move_parts(table, before)?;
                 versions.insert(table, v);
+                landed.push(Landed { table, before, version: v });
             }
             if hold(CommitStep::after(table)) {
-                return Ok(());
+                return Ok(Vec::new());
             }
         }
         self.drop_early_leftovers()?;
@@ -501,7 +504,7 @@ impl RunCommit {
             self.wh.upload_segment(&name)?;
         }
         if hold(CommitStep::Lists) {
-            return Ok(());
+            return Ok(Vec::new());
         }
 
         let mut w = self.writer(Table::Runs, out)?;
@@ -545,7 +548,7 @@ impl RunCommit {
             }
         }
         if hold(CommitStep::Replacements) {
-            return Ok(());
+            return Ok(Vec::new());
         }
 
         self.lock.check()?;
@@ -560,16 +563,18 @@ impl RunCommit {
             Some(_) => Some(self.place(Table::Runs, &staged, &to)?),
         };
         if hold(CommitStep::RunsRow) {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let row = match row {
             Some(add) => add,
             None => delta::add_for(&self.wh.disk_file(Table::Runs, to)?)?,
         };
-        let v = self.append(Table::Runs, vec![row], versions.get(&Table::Runs).copied())?;
+        let before = versions.get(&Table::Runs).copied();
+        let v = self.append(Table::Runs, vec![row], before)?;
         versions.insert(Table::Runs, v);
+        landed.push(Landed { table: Table::Runs, before, version: v });
         if hold(CommitStep::Committed) {
-            return Ok(());
+            return Ok(Vec::new());
         }
         if !replaced.is_empty() {
             self.wh.apply_replacements(&self.run_id)?;
@@ -588,7 +593,26 @@ impl RunCommit {
             tracing::warn!("commit: the run is committed; its upload note stays for the next clean-up ({e})");
         }
         fs::remove_dir_all(&self.staging).map_err(io_err(&self.staging, "cannot remove the staging folder"))?;
-        Ok(())
+        Ok(landed)
+    }
+}
+
+/// A version of a table's log that a run's commit landed, and the latest one it knew before
+/// (the synced mark's; `None` when it did not know).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Landed {
+    pub table: Table,
+    pub before: Option<u64>,
+    pub version: u64,
+}
+
+impl Landed {
+    /// Whether this commit is the one to checkpoint its log when checkpoints are written every
+    /// `every` versions: it took the log past a multiple of `every` (from the version before it,
+    /// which may be a few behind when another writer committed meanwhile).
+    pub fn passes(&self, every: u64) -> bool {
+        let before = self.before.unwrap_or(self.version.saturating_sub(1));
+        every > 0 && self.version / every > before / every
     }
 }
 

@@ -384,3 +384,32 @@ fn a_commit_moves_the_hashes_another_run_took_meanwhile_to_duplicates() {
     let left: Vec<String> = seg.records_iter().map(|r| r.unwrap().0.to_hex()).collect();
     assert_eq!(left, [a]);
 }
+
+#[test]
+fn a_checkpointed_log_is_no_data_to_the_clean_up_and_the_sync_reads_it() {
+    let p = Pipeline::builtin();
+    let s = setup(&p);
+    let url = s.wh.table_url(Table::Posts).unwrap();
+    let listed = delta::files(&url).unwrap();
+    assert_eq!(delta::checkpoint(&url).unwrap(), 1);
+    let checkpoint = s.wh.table(Table::Posts).join("_delta_log/00000000000000000001.checkpoint.parquet");
+    assert!(checkpoint.exists());
+    assert!(s.wh.table_files(Table::Posts).unwrap().iter().all(|f| !f.rel.starts_with("_delta_log")));
+    // A full recovery (what follows a commit cut off) keeps the checkpoint and adds nothing.
+    let finished = s.wh.finished_runs().unwrap();
+    let (cleaned, versions) = super::recover_in_full(&s.wh, &finished).unwrap();
+    assert!(cleaned.removed.is_empty(), "{cleaned:?}");
+    assert!(checkpoint.exists());
+    assert_eq!(versions[&Table::Posts], 1, "nothing to sync");
+    assert_eq!(delta::files(&url).unwrap(), listed);
+}
+
+#[test]
+fn a_commit_checkpoints_the_log_it_takes_past_a_multiple_of_the_interval() {
+    use super::Landed;
+    let at = |before, version| Landed { table: Table::Posts, before, version };
+    assert!(at(Some(9), 10).passes(10) && !at(Some(10), 11).passes(10));
+    assert!(at(Some(8), 11).passes(10), "another writer took version 10 meanwhile");
+    assert!(at(None, 20).passes(10) && !at(None, 21).passes(10));
+    assert!(at(Some(0), 1).passes(1) && !at(Some(1), 2).passes(0));
+}

@@ -4,8 +4,9 @@
 //!
 //! Protocol reader 1 / writer 2 and no table features, so Spark and Trino read the tables; `posts`
 //! is partitioned by `ingest_date` (a column of the Delta schema, a folder in the files' paths, not
-//! a column inside the files, as in the plain-Parquet layout). Commits write no checkpoint: one is
-//! a `.parquet` file in `_delta_log/`, which a `posts/**/*.parquet` glob would read as data.
+//! a column inside the files, as in the plain-Parquet layout). Commits write no checkpoint unless
+//! the operator asks for them (`QUARRY_CHECKPOINT_EVERY`, `checkpoint`): one is a `.parquet` file
+//! in `_delta_log/`, which a `posts/**/*.parquet` glob would read as data.
 //! deltalake's API is async: each call here runs on a current-thread runtime of its own and
 //! returns when its commit has landed.
 
@@ -534,6 +535,24 @@ pub fn append_at(
         }
         Err(e) => Err(err(&shown, format!("cannot commit version {next}: {e}"))),
     }
+}
+
+/// Every how many versions of a log a commit writes a Delta checkpoint (`QUARRY_CHECKPOINT_EVERY`,
+/// a whole number; unset or 0: never). Off by default: a checkpoint is a `.parquet` file inside
+/// `_delta_log/`, which the plain-Parquet glob `<table>/**/*.parquet` would read as data.
+pub fn checkpoint_every() -> Option<u64> {
+    std::env::var("QUARRY_CHECKPOINT_EVERY").ok().and_then(|v| v.trim().parse::<u64>().ok()).filter(|n| *n > 0)
+}
+
+/// Writes a checkpoint of the table at `url` at its latest version (deltalake's, through the same
+/// frugal log store as every open here): readers then replay only the commits after it. Opening
+/// the table replays the log from the last checkpoint before. The version checkpointed.
+pub fn checkpoint(url: &url::Url) -> Result<u64, DeltaError> {
+    let t = open(url)?;
+    let version = t.table.version().ok_or_else(|| err(&t.shown, "no version"))?;
+    t.rt.block_on(deltalake::checkpoints::create_checkpoint(&t.table, None))
+        .map_err(|e| err(&t.shown, format!("cannot write a checkpoint at version {version}: {e}")))?;
+    Ok(version)
 }
 
 #[cfg(test)]

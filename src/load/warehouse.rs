@@ -511,7 +511,10 @@ impl Warehouse {
                 let p = e.path();
                 let kind = e.file_type().map_err(io_err(&p, "cannot stat"))?;
                 if kind.is_dir() {
-                    stack.push(p);
+                    // The Delta log is no data: its checkpoints end in `.parquet` too.
+                    if e.file_name() != "_delta_log" {
+                        stack.push(p);
+                    }
                 } else if let Some(id) = e.file_name().to_str().and_then(run_of_file) {
                     let size = e.metadata().map_err(io_err(&p, "cannot stat"))?.len();
                     let rel = self.rel_of(table, &p);

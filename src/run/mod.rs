@@ -62,6 +62,34 @@ fn settle_index(wh: &crate::load::warehouse::Warehouse, run_id: &str, took_posts
     }
 }
 
+/// After a commit, with `QUARRY_CHECKPOINT_EVERY` set to N: a Delta checkpoint of each log this
+/// run's commit took past a multiple of N (`Landed::passes`). Outside the lock: a checkpoint is
+/// written for one version and then only read. The run is committed already: a failure is a
+/// warning, and readers replay the commits instead.
+fn checkpoint_logs(wh: &crate::load::warehouse::Warehouse, landed: &[crate::load::commit::Landed]) {
+    let Some(every) = crate::load::delta::checkpoint_every() else { return };
+    for l in landed.iter().filter(|l| l.passes(every)) {
+        let clock = Instant::now();
+        let done = wh
+            .table_url(l.table)
+            .map_err(|e| e.to_string())
+            .and_then(|url| crate::load::delta::checkpoint(&url).map_err(|e| e.to_string()));
+        match done {
+            Ok(at) => tracing::info!(
+                "delta: {}: checkpoint at version {at} in {:.2} s (this run committed version {})",
+                l.table,
+                clock.elapsed().as_secs_f64(),
+                l.version
+            ),
+            Err(e) => tracing::warn!(
+                "delta: {}: no checkpoint after version {} ({e}); readers replay the commits since the last one",
+                l.table,
+                l.version
+            ),
+        }
+    }
+}
+
 /// How long each step of a run's commit took, for the debug log.
 struct Phases {
     at: Instant,
@@ -210,11 +238,13 @@ impl<'p> Run<'p> {
         summary.seconds = clock.elapsed().as_secs_f64();
         let pipeline = format!("{} ({})", p.name, p.source.display());
         let row = summary::runs_row(&summary, &pipeline, inputs, started, now_micros())?;
-        commit.commit(rows, files, segment.as_deref(), &row, &p.output, replaced)?;
+        let landed = commit.commit(rows, files, segment.as_deref(), &row, &p.output, replaced)?;
         phases.done("publish");
         settle_index(&wh, &run_id, segment.is_some());
         phases.done("index");
         drop(lock);
+        checkpoint_logs(&wh, &landed);
+        phases.done("checkpoints");
         tracing::debug!("commit of {run_id}: {phases}");
         Ok(summary)
     }

@@ -94,6 +94,25 @@ def test_s3_delta_readers_see_exactly_the_truth(s3_server, s3_full, corpus, engi
     assert str(dates.type) == "date32[day]" and dates.null_count == 0
 
 
+def test_s3_checkpoints_asked_for_are_what_delta_readers_start_from(fixture_corpus, s3_server, tmp_path_factory,
+                                                                     monkeypatch):
+    """QUARRY_CHECKPOINT_EVERY=1: every commit checkpoints its log on S3 too (through the same log
+    store), and the Delta readers and quarry's query read exactly the truth from them."""
+    monkeypatch.setenv("QUARRY_CHECKPOINT_EVERY", "1")
+    url = s3_server.new_warehouse("checkpoints")
+    import_all(url, fixture_corpus, tmp_path_factory)
+    keys = s3_server.keys(url)
+    last = fixture_corpus.batches
+    for table in ("posts", "runs"):
+        assert f"{table}/_delta_log/{last:020}.checkpoint.parquet" in keys, sorted(keys)
+        assert f"{table}/_delta_log/_last_checkpoint" in keys
+    want = truth_totals(fixture_corpus, last)
+    for engine in ("deltalake", "polars"):
+        assert_same(delta_snapshot_on_s3(s3_server, url, engine), want, engine)
+    rc, out, err = whr.run_quarry(["query", url, "SELECT count(*) AS n FROM posts", "--csv"])
+    assert rc == 0 and out.splitlines() == ["n", str(want["posts"])], (out, err)
+
+
 def test_s3_query_and_report_read_the_delta_snapshot(s3_full, corpus, tmp_path):
     rc, out, err = whr.run_quarry(["query", s3_full, "SELECT count(*) AS n FROM posts", "--csv"])
     assert rc == 0, err
