@@ -66,9 +66,11 @@ fn settle_index(wh: &crate::load::warehouse::Warehouse, run_id: &str, took_posts
 /// run's commit took past a multiple of N (`Landed::passes`). Outside the lock: a checkpoint is
 /// written for one version and then only read. The run is committed already: a failure is a
 /// warning, and readers replay the commits instead.
-fn checkpoint_logs(wh: &crate::load::warehouse::Warehouse, landed: &[crate::load::commit::Landed]) {
-    let Some(every) = crate::load::delta::checkpoint_every() else { return };
-    for l in landed.iter().filter(|l| l.passes(every)) {
+/// Whether it wrote (or tried) any.
+fn checkpoint_logs(wh: &crate::load::warehouse::Warehouse, landed: &[crate::load::commit::Landed]) -> bool {
+    let Some(every) = crate::load::delta::checkpoint_every() else { return false };
+    let due: Vec<_> = landed.iter().filter(|l| l.passes(every)).collect();
+    for l in &due {
         let clock = Instant::now();
         let done = wh
             .table_url(l.table)
@@ -88,6 +90,7 @@ fn checkpoint_logs(wh: &crate::load::warehouse::Warehouse, landed: &[crate::load
             ),
         }
     }
+    !due.is_empty()
 }
 
 /// How long each step of a run's commit took, for the debug log.
@@ -243,8 +246,10 @@ impl<'p> Run<'p> {
         settle_index(&wh, &run_id, segment.is_some());
         phases.done("index");
         drop(lock);
-        checkpoint_logs(&wh, &landed);
-        phases.done("checkpoints");
+        phases.done("unlock");
+        if checkpoint_logs(&wh, &landed) {
+            phases.done("checkpoints");
+        }
         tracing::debug!("commit of {run_id}: {phases}");
         Ok(summary)
     }
