@@ -312,7 +312,7 @@ impl Warehouse {
     /// For a remote warehouse, the local copy of its index is this machine's, shared by every
     /// run with the same working folder: what copies it down, repairs it or settles a run into it
     /// holds this lock (a file lock on `_quarry/copy.lock` there) while it does. `None` for a local
-    /// warehouse, whose index only runs under the warehouse lock write.
+    /// warehouse, whose index is written only under the warehouse lock.
     pub fn lock_local_copy(&self) -> Result<Option<fs::File>, WarehouseError> {
         if self.remote.is_none() {
             return Ok(None);

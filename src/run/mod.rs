@@ -44,10 +44,10 @@ use crate::pipeline::Pipeline;
 /// run is committed already: a failure is a warning, and the next run repairs the index.
 fn settle_index(wh: &crate::load::warehouse::Warehouse, run_id: &str, took_posts: bool) {
     let clock = Instant::now();
-    let remote = |e: crate::load::warehouse::WarehouseError| IndexError { path: e.path.clone(), what: e.to_string() };
-    let settled = wh.lock_local_copy().map_err(remote).and_then(|_copy| {
-        crate::load::index::settle(&wh.index_dir(), run_id, took_posts)
-            .and_then(|m| wh.index_up().map(|()| m).map_err(remote))
+    let settled = wh.lock_local_copy().map_err(IndexError::from).and_then(|_copy| {
+        let merged = crate::load::index::settle(&wh.index_dir(), run_id, took_posts)?;
+        wh.index_up()?;
+        Ok(merged)
     });
     match settled {
         Ok(m) if m.steps > 0 => tracing::info!(
@@ -65,8 +65,7 @@ fn settle_index(wh: &crate::load::warehouse::Warehouse, run_id: &str, took_posts
 /// After a commit, with `QUARRY_CHECKPOINT_EVERY` set to N: a Delta checkpoint of each log this
 /// run's commit took past a multiple of N (`Landed::passes`). Outside the lock: a checkpoint is
 /// written for one version and then only read. The run is committed already: a failure is a
-/// warning, and readers replay the commits instead.
-/// Whether it wrote (or tried) any.
+/// warning, and readers replay the commits instead. Whether any was due.
 fn checkpoint_logs(wh: &crate::load::warehouse::Warehouse, landed: &[crate::load::commit::Landed]) -> bool {
     let Some(every) = crate::load::delta::checkpoint_every() else { return false };
     let due: Vec<_> = landed.iter().filter(|l| l.passes(every)).collect();

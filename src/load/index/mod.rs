@@ -156,6 +156,13 @@ impl Index {
     }
 }
 
+/// A remote warehouse's index copy that could not be made or uploaded (naming the object or file).
+impl From<crate::load::warehouse::WarehouseError> for IndexError {
+    fn from(e: crate::load::warehouse::WarehouseError) -> IndexError {
+        IndexError { path: e.path.clone(), what: e.to_string() }
+    }
+}
+
 /// A segment as `Index::names` lists it.
 fn identity(s: &Segment) -> Option<(String, u64, usize)> {
     Some((s.path().file_name()?.to_str()?.to_string(), s.records(), s.blocks()))

@@ -41,8 +41,8 @@ impl Index {
     /// changed is uploaded after it.
     pub fn open(wh: &Warehouse, finished: &BTreeSet<String>) -> Result<(Index, Repairs), IndexError> {
         let dir = wh.index_dir();
-        let _copy = wh.lock_local_copy().map_err(remote)?;
-        wh.index_down().map_err(remote)?;
+        let _copy = wh.lock_local_copy()?;
+        wh.index_down()?;
         fs::create_dir_all(&dir).map_err(|e| io(&dir, "cannot create the index folder", e))?;
         let mut rep = Repairs::default();
         let mut m = match Manifest::read(&dir) {
@@ -70,11 +70,7 @@ impl Index {
             }
             for (run, files) in posts.as_ref().unwrap_or(&none) {
                 if !m.runs.contains(run) {
-                    let paths = files
-                        .iter()
-                        .map(|f| wh.local_copy(Table::Posts, f))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(remote)?;
+                    let paths = files.iter().map(|f| wh.local_copy(Table::Posts, f)).collect::<Result<Vec<_>, _>>()?;
                     rebuild(&dir, run, &paths)?;
                     if dir.join(run_file(run)).exists() {
                         adopt(&dir, &mut m, run)?;
@@ -91,7 +87,7 @@ impl Index {
             match Index::from_manifest(&dir, &m) {
                 Ok(index) => {
                     if rep != Repairs::default() {
-                        wh.index_up().map_err(remote)?;
+                        wh.index_up()?;
                     }
                     break index;
                 }
@@ -116,7 +112,7 @@ impl Index {
     /// of the runs it names, `finished` among them.
     pub fn open_unlocked(wh: &Warehouse, finished: &BTreeSet<String>) -> Result<Option<Index>, IndexError> {
         let dir = wh.index_dir();
-        let _copy = wh.lock_local_copy().map_err(remote)?;
+        let _copy = wh.lock_local_copy()?;
         if let Err(e) = wh.index_down() {
             tracing::debug!("index: the copy did not come down whole ({e}); opening it under the lock");
             return Ok(None);
@@ -133,10 +129,6 @@ impl Index {
         }
         Ok(Index::from_manifest(&dir, &m).ok())
     }
-}
-
-fn remote(e: crate::load::warehouse::WarehouseError) -> IndexError {
-    IndexError { path: e.path.clone(), what: e.to_string() }
 }
 
 /// Drops the listed file `e` names (missing or failing its checks). A run's own segment costs only
