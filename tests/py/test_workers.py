@@ -117,6 +117,24 @@ def test_four_workers_at_once_import_every_hash_once(place, generated_corpus, tm
     assert all(rc == 0 for rc, _ in results.values())
 
 
+def test_four_workers_on_one_machine_sharing_one_working_folder(s3_server, generated_corpus, tmp_path):
+    """Workers on one host with one QUARRY_CACHE_DIR start without the warehouse lock and take
+    turns on the index copy there (its file lock), twice over: the second round reads the copy the
+    first one left."""
+    url = s3_server.new_warehouse("shared-cache")
+    cache = {"QUARRY_CACHE_DIR": str(tmp_path / "cache")}
+    rc, _, err = whr.run_quarry(["init", url], env=cache)
+    assert rc == 0, err
+    run_all(url, generated_corpus, range(WORKERS), env_of=lambda s: cache)
+    run_all(url, generated_corpus, range(WORKERS), env_of=lambda s: cache)  # every file skipped
+    copy = s3_server.mirror(url, tmp_path / "copy")
+    check_against_truth(copy, generated_corpus)
+    runs = whr.runs_in_order(copy)
+    assert len(runs) == 2 * WORKERS and sum(r["files_skipped"] for r in runs[WORKERS:]) == sum(
+        r["files"] for r in runs[:WORKERS]), runs
+    assert list((tmp_path / "cache").rglob("copy.lock")), "the index copy was taken in turns"
+
+
 @pytest.mark.parametrize("point", ["posts", "lists", "runs-row"])
 def test_a_worker_killed_mid_commit_and_started_again(place, generated_corpus, point):
     url, read = place
