@@ -2,6 +2,7 @@
 
 pub mod commit;
 pub mod delta;
+pub mod digests;
 pub mod hold;
 pub mod index;
 pub mod location;

@@ -18,7 +18,7 @@
 //!                                     for its runs row (then swapped in) or dropped (no runs row)
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -130,6 +130,12 @@ impl Warehouse {
             Location::S3 { bucket, prefix } => Some(Remote::connect(bucket, prefix)?),
         };
         Ok(Warehouse { location: location.clone(), root: location.work_dir(), remote })
+    }
+
+    /// A warehouse at `location` whose working folder is `root`, on `remote` (an in-memory store).
+    #[cfg(test)]
+    pub(crate) fn for_tests(location: Location, root: &Path, remote: Option<Remote>) -> Warehouse {
+        Warehouse { location, root: root.to_path_buf(), remote }
     }
 
     /// Opens (creating if needed) a warehouse and checks it can be written.
@@ -422,7 +428,7 @@ impl Warehouse {
         self.files_dir().join(format!("{run_id}.tsv"))
     }
 
-    fn files_key(run_id: &str) -> String {
+    pub(crate) fn files_key(run_id: &str) -> String {
         format!("_quarry/files/{run_id}.tsv")
     }
 
@@ -776,39 +782,6 @@ impl Warehouse {
             }
         }
         Ok(())
-    }
-
-    /// Digests of the files finished runs read, with the run that read each. A remote warehouse's
-    /// lists are copied once into the working folder (they never change once committed).
-    pub fn imported_digests(&self, finished: &BTreeSet<String>) -> Result<HashMap<String, String>, WarehouseError> {
-        if let Some(r) = &self.remote {
-            let missing: Vec<&String> = finished.iter().filter(|id| !self.files_list(id).exists()).collect();
-            let keys: Vec<String> = missing.iter().map(|id| Warehouse::files_key(id)).collect();
-            for (id, got) in missing.iter().zip(r.get_many(&keys)?) {
-                if let Some(obj) = got {
-                    let p = self.files_list(id);
-                    // Runs sharing the working folder may copy the same list at once.
-                    let tmp = p.with_extension(format!("{}.tmp", std::process::id()));
-                    fs::write(&tmp, &obj.bytes).map_err(io_err(&tmp, "cannot keep a copy of the digest list"))?;
-                    fs::rename(&tmp, &p).map_err(io_err(&p, "cannot keep a copy of the digest list"))?;
-                }
-            }
-        }
-        let mut out = HashMap::new();
-        for id in finished {
-            let p = self.files_list(id);
-            let text = match fs::read_to_string(&p) {
-                Ok(t) => t,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io_err(&p, "cannot read the digest list")(e)),
-            };
-            for line in text.lines() {
-                if let Some((digest, _)) = line.split_once('\t') {
-                    out.entry(digest.to_string()).or_insert_with(|| id.clone());
-                }
-            }
-        }
-        Ok(out)
     }
 
     /// Makes the local index folder a copy of a remote warehouse's index (`_quarry/index/`):
