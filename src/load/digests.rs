@@ -7,11 +7,12 @@
 //! _quarry/digests/<last run>-<n>.tsv    one line per file: digest TAB run id (n runs, the last named)
 //! ```
 //!
-//! A commit (under the lock, after its `runs` row) merges the lists of the finished runs no merged
-//! list holds once there are `MERGE_RUNS` of them: one new object, then the manifest naming it. A
-//! merged list is never changed or removed, and each run's own list stays: a reader that finds a
-//! merged list missing (or the manifest unreadable) reads those runs' own lists, so a merge cut
-//! short costs time, never a digest.
+//! After its commit (the lock let go), a run merges the lists of the finished runs no merged list
+//! holds once there are `MERGE_RUNS` of them: one new object, then the manifest naming it. A
+//! merged list holds only finished runs' lines and is never changed or removed, and each run's own
+//! list stays: a reader that finds a merged list missing (or the manifest unreadable, or a merge
+//! of another run's dropped from it by a manifest written at the same time) reads those runs' own
+//! lists, so a merge cut short or raced costs reads, never a digest.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
@@ -88,8 +89,8 @@ impl Warehouse {
         Ok(out)
     }
 
-    /// After a remote run's commit (under the lock; `finished` are the runs finished by then, the
-    /// run's own among them): merges the lists of the finished runs no merged list holds, when
+    /// After a remote run's commit (`finished`: runs finished by then, the run's own among them):
+    /// merges the lists of the finished runs no merged list holds, when
     /// there are at least `at` of them. The number of runs merged, if it merged.
     pub fn merge_digest_lists(&self, finished: &BTreeSet<String>, at: usize) -> Result<Option<usize>, WarehouseError> {
         let Some(r) = self.remote() else { return Ok(None) };
