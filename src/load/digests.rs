@@ -90,8 +90,8 @@ impl Warehouse {
     }
 
     /// After a remote run's commit (`finished`: runs finished by then, the run's own among them):
-    /// merges the lists of the finished runs no merged list holds, when
-    /// there are at least `at` of them. The number of runs merged, if it merged.
+    /// merges the lists of the finished runs no merged list holds, when there are at least `at` of
+    /// them. The number of runs merged, if it merged.
     pub fn merge_digest_lists(&self, finished: &BTreeSet<String>, at: usize) -> Result<Option<usize>, WarehouseError> {
         let Some(r) = self.remote() else { return Ok(None) };
         let mut manifest = read_manifest(r)?;
