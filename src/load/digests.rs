@@ -8,7 +8,7 @@
 //! ```
 //!
 //! After its commit (the lock let go), a run merges the lists of the finished runs no merged list
-//! holds once there are `MERGE_RUNS` of them: one new object, then the manifest naming it. A
+//! holds once there are `merge_runs()` of them: one new object, then the manifest naming it. A
 //! merged list holds only finished runs' lines and is never changed or removed, and each run's own
 //! list stays: a reader that finds a merged list missing (or the manifest unreadable, or a merge
 //! of another run's dropped from it by a manifest written at the same time) reads those runs' own
@@ -27,8 +27,15 @@ use super::warehouse::{io_err, Warehouse, WarehouseError};
 /// Where the merged lists live, in the bucket and in the working folder.
 const KEY: &str = "_quarry/digests";
 const MANIFEST: &str = "_quarry/digests/MANIFEST.json";
-/// Finished runs whose lists no merged list holds, at which a commit merges them.
-pub const MERGE_RUNS: usize = 64;
+/// Finished runs whose lists no merged list holds, at which a run merges them after its commit
+/// (`QUARRY_DIGEST_MERGE_RUNS`, default 64).
+pub fn merge_runs() -> usize {
+    std::env::var("QUARRY_DIGEST_MERGE_RUNS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(64)
+}
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct Manifest {

@@ -63,14 +63,14 @@ fn settle_index(wh: &crate::load::warehouse::Warehouse, run_id: &str, took_posts
 }
 
 /// After a remote run's commit: merges the digest lists of the finished runs (`now` and this run)
-/// that no merged list holds, once there are `digests::MERGE_RUNS` of them, so that a stateless
+/// that no merged list holds, once there are `digests::merge_runs()` of them, so that a stateless
 /// run copies one object for them instead of one per run. Outside the lock: a merged list only
 /// saves reads (each run's own list stays), so two merges at once cost at most a merge again. A
 /// failure is a warning.
 fn merge_digest_lists(wh: &crate::load::warehouse::Warehouse, now: &BTreeSet<String>, run_id: &str) {
     let mut finished = now.clone();
     finished.insert(run_id.to_string());
-    match wh.merge_digest_lists(&finished, crate::load::digests::MERGE_RUNS) {
+    match wh.merge_digest_lists(&finished, crate::load::digests::merge_runs()) {
         Ok(Some(n)) => tracing::info!("digests: merged the digest lists of {n} runs into one object"),
         Ok(None) => {}
         Err(e) => tracing::warn!("digests: the lists of the finished runs stay unmerged ({e}); the run is committed"),

@@ -16,6 +16,7 @@ import pytest
 
 import truthcheck
 import warehouse as whr
+import s3
 from s3 import KEY_ID, SECRET
 from test_e2e import COUNTED_POINTS, HOLD_POINTS, HOLD_TIMEOUT_S, assert_ran, assert_same, truth_totals
 from test_replay import assert_delta_like_plain, assert_like_baseline, broken_pipeline
@@ -111,6 +112,39 @@ def test_s3_checkpoints_asked_for_are_what_delta_readers_start_from(fixture_corp
         assert_same(delta_snapshot_on_s3(s3_server, url, engine), want, engine)
     rc, out, err = whr.run_quarry(["query", url, "SELECT count(*) AS n FROM posts", "--csv"])
     assert rc == 0 and out.splitlines() == ["n", str(want["posts"])], (out, err)
+
+
+def test_s3_merged_digest_lists_let_a_stateless_rerun_skip_every_file(fixture_corpus, s3_server, tmp_path_factory,
+                                                                      monkeypatch):
+    """QUARRY_DIGEST_MERGE_RUNS=2: once two finished runs' digest lists are held by no merged list,
+    a run's commit merges them into one object. A stateless rerun skips every file from the merged
+    list with the runs' own lists gone, and from the own lists with the merged list gone."""
+    monkeypatch.setenv("QUARRY_DIGEST_MERGE_RUNS", "2")
+    url = s3_server.new_warehouse("digests")
+    import_all(url, fixture_corpus, tmp_path_factory)
+    manifest = json.loads(s3_server.get(url, "_quarry/digests/MANIFEST.json"))
+    assert [len(f["runs"]) for f in manifest["files"]] == [2], manifest
+    merged, runs = manifest["files"][0]["name"], manifest["files"][0]["runs"]
+    n = sum(len(fixture_corpus.batch_files(b)) for b in range(1, fixture_corpus.batches + 1))
+
+    def rerun_skips_every_file():
+        every = [fixture_corpus.batch(b) for b in range(1, fixture_corpus.batches + 1)]
+        rc, out, err = whr.run_quarry(whr.import_args(url, *every, quiet=False), env=fresh_cache(tmp_path_factory))
+        assert rc == 0, err
+        assert f"0 read, {n} skipped" in out + err, out + err
+
+    own = {run: s3_server.get(url, f"_quarry/files/{run}.tsv") for run in runs}
+    for run in runs:
+        s3_server.client.delete_object(Bucket=s3.BUCKET, Key=s3_key(url, f"_quarry/files/{run}.tsv"))
+    rerun_skips_every_file()
+    for run, body in own.items():
+        s3_server.put(url, f"_quarry/files/{run}.tsv", body)
+    s3_server.client.delete_object(Bucket=s3.BUCKET, Key=s3_key(url, f"_quarry/digests/{merged}"))
+    rerun_skips_every_file()
+
+
+def s3_key(url, rel):
+    return f"{url.removeprefix(f's3://{s3.BUCKET}/')}/{rel}"
 
 
 def test_s3_query_and_report_read_the_delta_snapshot(s3_full, corpus, tmp_path):
