@@ -171,13 +171,11 @@ fn read_copy(p: &std::path::Path) -> Result<Option<String>, WarehouseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::location::Location;
 
     /// A warehouse on `remote` with a working folder of its own (a stateless run's).
     fn on(remote: &Remote) -> (tempfile::TempDir, Warehouse) {
         let dir = tempfile::tempdir().unwrap();
-        let location = Location::S3 { bucket: "test".into(), prefix: "wh".into() };
-        let wh = Warehouse::for_tests(location, dir.path(), Some(remote.clone()));
+        let wh = Warehouse::on_store(dir.path(), remote.clone());
         (dir, wh)
     }
 

@@ -132,10 +132,11 @@ impl Warehouse {
         Ok(Warehouse { location: location.clone(), root: location.work_dir(), remote })
     }
 
-    /// A warehouse at `location` whose working folder is `root`, on `remote` (an in-memory store).
+    /// A warehouse `s3://test/wh` on `remote` (an in-memory store), whose working folder is `root`.
     #[cfg(test)]
-    pub(crate) fn for_tests(location: Location, root: &Path, remote: Option<Remote>) -> Warehouse {
-        Warehouse { location, root: root.to_path_buf(), remote }
+    pub(crate) fn on_store(root: &Path, remote: Remote) -> Warehouse {
+        let location = Location::S3 { bucket: "test".into(), prefix: "wh".into() };
+        Warehouse { location, root: root.to_path_buf(), remote: Some(remote) }
     }
 
     /// Opens (creating if needed) a warehouse and checks it can be written.
@@ -903,8 +904,7 @@ mod tests {
     #[test]
     fn a_dead_runs_upload_note_takes_its_uploads_with_it_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
-        let location = Location::S3 { bucket: "test".into(), prefix: "wh".into() };
-        let wh = Warehouse { location, root: dir.path().to_path_buf(), remote: Some(Remote::in_memory()) };
+        let wh = Warehouse::on_store(dir.path(), Remote::in_memory());
         let r = wh.remote().unwrap();
         let (dead, done) = ("20261201T000000.000001Z-0of2", "20261201T000000.000002Z-1of2");
         let own = format!("posts/ingest_date=2026-12-01/{dead}.parquet");
@@ -937,8 +937,7 @@ mod tests {
     #[test]
     fn untidy_names_what_a_clean_up_would_do_and_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let location = Location::S3 { bucket: "test".into(), prefix: "wh".into() };
-        let wh = Warehouse { location, root: dir.path().to_path_buf(), remote: Some(Remote::in_memory()) };
+        let wh = Warehouse::on_store(dir.path(), Remote::in_memory());
         let r = wh.remote().unwrap();
         let (live, done) = ("20261201T000000.000001Z-0of2", "20261201T000000.000002Z-1of2");
         let finished: BTreeSet<String> = [done.to_string()].into();
