@@ -90,6 +90,12 @@ def files_under(d: str) -> list[str]:
     return sorted(out, key=lambda s: s.encode())
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a live process has used so far (/proc/PID/stat, in clock ticks)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rmtree(p: str):
     if os.path.lexists(p):
         shutil.rmtree(p)
@@ -199,9 +205,9 @@ class Bench:
                      remote: bool = True) -> list[dict]:
         """N concurrent `quarry import --shard I/N --threads 1` into one new s3:// prefix on moto
         (or a new local folder) made by `quarry init` first, for each N: the wall time from the
-        first start to the last exit (median of `repeat`), the workers' peak RSS, how many of them
-        waited for the lock, for how long and how many looks at it that took, and posts moved at
-        commit. A setup is (N, separate); separate: each worker into a local folder of its own
+        first start to the last exit (median of `repeat`), the workers' peak RSS and CPU seconds
+        (and the server's while they ran), how many of them waited for the lock, for how long and
+        how many looks at it that took, and posts moved at commit. A setup is (N, separate); separate: each worker into a local folder of its own
         (nothing shared: what N processes get from this machine at best). The setups take turns
         within each repeat, so that the VM's drift over a minute falls on all of them alike."""
         sys.path.insert(0, os.path.join(REPO, "tests", "py"))
@@ -226,6 +232,7 @@ class Bench:
                     for u in sorted(set(urls)):
                         sh([self.quarry, "init", u], "quarry init", env=init_env)
                     procs = []
+                    server_cpu0 = cpu_seconds(server.proc.pid) if server else 0.0
                     t0 = time.perf_counter()
                     for shard in range(n):
                         cache = os.path.join(work, f"cache-{tag}-{i}-{shard}")
@@ -234,20 +241,23 @@ class Bench:
                                "--shard", f"{shard}/{n}", "--threads", "1", corpus.path]
                         log = open(os.path.join(work, f"w{tag}-{i}-{shard}.log"), "wb")
                         procs.append((subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=env), log))
-                    rss = []
+                    rss, cpu = [], 0.0
                     for p, log in procs:
                         _, status, ru = os.wait4(p.pid, 0)
                         log.close()
                         if os.waitstatus_to_exitcode(status) != 0:
                             raise ToolCrashed(f"worker of {n}: exit {status}: {open(log.name).read()[-3000:]}")
                         rss.append(ru.ru_maxrss * 1024 / 1e6)
+                        cpu += ru.ru_utime + ru.ru_stime
                     secs = time.perf_counter() - t0
+                    server_cpu = cpu_seconds(server.proc.pid) - server_cpu0 if server else 0.0
                     logs = [open(log.name, encoding="utf-8").read() for _, log in procs]
                     waited = sum("waiting for the warehouse lock" in x for x in logs)
                     waits = [m for x in logs for m in re.findall(r"lock: taken after waiting ([0-9.]+) s \((\d+) looks", x)]
                     moved = sum(int(m) for x in logs for m in re.findall(r"commit: (\d+) posts were taken first", x))
                     imported = sum(summary(x).get("imported") or 0 for x in logs)
                     tries[setup].append({"workers": n, "seconds": secs, "rss": max(rss), "waited": waited,
+                                         "cpu": cpu, "server_cpu": server_cpu,
                                          "wait_s": sum(float(w) for w, _ in waits),
                                          "looks": sum(int(k) for _, k in waits),
                                          "moved": moved, "imported": imported})
@@ -552,25 +562,31 @@ def run_all(b: Bench, a, size_mb: float, repeat: int, prefill_pages: int) -> str
     out += ["### Workers: `--shard I/N --threads 1` side by side into one `s3://` warehouse (moto on 127.0.0.1)", "",
             f"The 1x pages in 256 files ({shards.mb:,.0f} MB); wall time from the first start to the last exit, "
             f"median of {repeat}, the setups taking turns in each repeat; moto shares the {os.cpu_count()} cores.", "",
-            "| workers → warehouse | seconds | MB/s in all | × one worker | peak RSS MB (max) | waited for the lock | waits: seconds, looks (all workers) | posts moved at commit | imported |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "| workers → warehouse | seconds | MB/s in all | × one worker | CPU s: workers + server (cores busy) | peak RSS MB (max) | waited for the lock | waits: seconds, looks (all workers) | posts moved at commit | imported |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    cores = os.cpu_count() or 1
     local_one = local_workers[0]["seconds"]
     for where, rows, ref in (("s3://", workers, one), ("local folder", local_workers, local_one),
                              ("a local folder each (nothing shared)", [apart], local_one)):
         for w in rows:
             out.append(f"| {w['workers']} → {where} | {w['seconds']:.2f} | {shards.mb / w['seconds']:,.1f} | "
-                       f"{ref / w['seconds']:.2f}× | {w['rss']:,.0f} | {w['waited']} of {w['workers']} | "
+                       f"{ref / w['seconds']:.2f}× | {w['cpu']:.2f} + {w['server_cpu']:.2f} "
+                       f"({(w['cpu'] + w['server_cpu']) / (w['seconds'] * cores):.0%}) | "
+                       f"{w['rss']:,.0f} | {w['waited']} of {w['workers']} | "
                        f"{w['wait_s']:.2f} s, {w['looks']} | {w['moved']} | {w['imported']:,} |")
     out += ["", "The last row is the machine's own limit: the same two shards imported at once into two "
             "warehouses that share nothing (no lock, no index, no commit); the × is against one worker "
-            "into a local folder.", ""]
+            "into a local folder. CPU: user and system seconds of all the workers, and of moto's process "
+            f"while they ran; cores busy: that CPU over wall time × {cores} cores. Where the cores are busy "
+            "near 100%, the workers wait for the machine, not for each other.", ""]
     two = next(w for w in workers if w["workers"] == 2)
     local_two = next(w for w in local_workers if w["workers"] == 2)
     checks.append(check("2 workers ≥ 1.7× one worker (one thread each, into s3://)", one / two["seconds"] >= 1.7,
                         f"{one:.2f} s → {two['seconds']:.2f} s = {one / two['seconds']:.2f}× "
                         f"({os.cpu_count()} cores, moto on them too); into a local folder "
                         f"{local_one:.2f} s → {local_two['seconds']:.2f} s = {local_one / local_two['seconds']:.2f}×; "
-                        f"two processes sharing nothing {local_one / apart['seconds']:.2f}×"))
+                        f"two processes sharing nothing {local_one / apart['seconds']:.2f}×; CPU of one worker "
+                        f"{workers[0]['cpu']:.2f} s, of two {two['cpu']:.2f} s + moto {two['server_cpu']:.2f} s"))
     out += ["## Goals", ""] + checks
     if hasattr(b, "prefill_run"):
         c, r = b.prefill_run
