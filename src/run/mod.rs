@@ -264,7 +264,10 @@ impl<'p> Run<'p> {
         if checkpoint_logs(&wh, &landed) {
             phases.done("checkpoints");
         }
-        merge_digest_lists(&wh, &now, &run_id);
+        if wh.remote().is_some() {
+            merge_digest_lists(&wh, &now, &run_id);
+            phases.done("digest lists");
+        }
         tracing::debug!("commit of {run_id}: {phases}");
         Ok(summary)
     }

@@ -178,6 +178,10 @@ def test_a_worker_starts_while_another_commits_and_waits_only_to_commit(place, g
     begin = next(i for i, l in enumerate(lines) if "DEBUG quarry: begin of" in l)
     assert "look and index (no lock)" in lines[begin], lines[begin]
     assert [i for i, l in enumerate(lines) if "waiting for the warehouse lock" in l] > [begin], log
+    # The commit's step times end with the look for digest lists to merge (after the lock), on S3 only.
+    commit = next(l for l in lines if "DEBUG quarry: commit of" in l)
+    assert commit.rstrip().endswith("s") and "unlock" in commit, commit
+    assert ("digest lists" in commit) == str(url).startswith("s3://"), commit
     run_all(url, generated_corpus, [0, 2, 3], env_of=lambda s: {"QUARRY_UPLOAD_GRACE": "0"})
     check_against_truth(read(), generated_corpus)
 
