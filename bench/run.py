@@ -207,8 +207,9 @@ class Bench:
         (or a new local folder) made by `quarry init` first, for each N: the wall time from the
         first start to the last exit (median of `repeat`), the workers' peak RSS and CPU seconds
         (and the server's while they ran), how many of them waited for the lock, for how long and
-        how many looks at it that took, and posts moved at commit. A setup is (N, separate); separate: each worker into a local folder of its own
-        (nothing shared: what N processes get from this machine at best). The setups take turns
+        how many looks at it that took, and posts moved at commit. A setup is (N, separate);
+        separate: each worker into a local folder of its own (nothing shared: what N processes get
+        from this machine at best). The setups take turns
         within each repeat, so that the VM's drift over a minute falls on all of them alike."""
         sys.path.insert(0, os.path.join(REPO, "tests", "py"))
         import s3
