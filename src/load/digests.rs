@@ -67,8 +67,9 @@ impl Warehouse {
             let manifest = read_manifest(r)?;
             let wanted: Vec<&Merged> =
                 manifest.files.iter().filter(|f| f.runs.iter().any(|run| finished.contains(run))).collect();
-            let names: Vec<&str> = wanted.iter().map(|f| f.name.as_str()).collect();
-            self.copy_down(r, &names.iter().map(|n| (self.merged_copy(n), format!("{KEY}/{n}"))).collect::<Vec<_>>())?;
+            let copies: Vec<(PathBuf, String)> =
+                wanted.iter().map(|f| (self.merged_copy(&f.name), format!("{KEY}/{}", f.name))).collect();
+            self.copy_down(r, &copies)?;
             for f in wanted {
                 let Some(text) = read_copy(&self.merged_copy(&f.name))? else { continue };
                 for line in text.lines() {
