@@ -66,7 +66,7 @@ class S3Server:
 
     def keys(self, url: str) -> dict[str, int]:
         """Every object under a warehouse URL: key relative to it → size."""
-        prefix = url.removeprefix(f"s3://{BUCKET}/").rstrip("/") + "/"
+        prefix = self.key(url, "")
         out = {}
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
             for o in page.get("Contents", []):
@@ -75,7 +75,7 @@ class S3Server:
 
     def mirror(self, url: str, into: Path) -> Path:
         """Copies every object of the warehouse at `url` into the folder `into` (made anew)."""
-        prefix = url.removeprefix(f"s3://{BUCKET}/").rstrip("/") + "/"
+        prefix = self.key(url, "")
         into.mkdir(parents=True, exist_ok=False)
         for rel in self.keys(url):
             dst = into / rel
@@ -83,16 +83,22 @@ class S3Server:
             self.client.download_file(BUCKET, prefix + rel, str(dst))
         return into
 
+    @staticmethod
+    def key(url: str, rel: str) -> str:
+        """The bucket key of `rel` in the warehouse at `url`."""
+        return f"{url.removeprefix(f's3://{BUCKET}/').rstrip('/')}/{rel}"
+
     def put(self, url: str, rel: str, body: bytes):
-        prefix = url.removeprefix(f"s3://{BUCKET}/").rstrip("/")
-        self.client.put_object(Bucket=BUCKET, Key=f"{prefix}/{rel}", Body=body)
+        self.client.put_object(Bucket=BUCKET, Key=self.key(url, rel), Body=body)
 
     def get(self, url: str, rel: str) -> bytes | None:
-        prefix = url.removeprefix(f"s3://{BUCKET}/").rstrip("/")
         try:
-            return self.client.get_object(Bucket=BUCKET, Key=f"{prefix}/{rel}")["Body"].read()
+            return self.client.get_object(Bucket=BUCKET, Key=self.key(url, rel))["Body"].read()
         except self.client.exceptions.NoSuchKey:
             return None
+
+    def delete(self, url: str, rel: str):
+        self.client.delete_object(Bucket=BUCKET, Key=self.key(url, rel))
 
     def storage_options(self) -> dict:
         """The same settings as deltalake / polars `storage_options`."""

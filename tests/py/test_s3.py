@@ -16,7 +16,6 @@ import pytest
 
 import truthcheck
 import warehouse as whr
-import s3
 from s3 import KEY_ID, SECRET
 from test_e2e import COUNTED_POINTS, HOLD_POINTS, HOLD_TIMEOUT_S, assert_ran, assert_same, truth_totals
 from test_replay import assert_delta_like_plain, assert_like_baseline, broken_pipeline
@@ -135,16 +134,12 @@ def test_s3_merged_digest_lists_let_a_stateless_rerun_skip_every_file(fixture_co
 
     own = {run: s3_server.get(url, f"_quarry/files/{run}.tsv") for run in runs}
     for run in runs:
-        s3_server.client.delete_object(Bucket=s3.BUCKET, Key=s3_key(url, f"_quarry/files/{run}.tsv"))
+        s3_server.delete(url, f"_quarry/files/{run}.tsv")
     rerun_skips_every_file()
     for run, body in own.items():
         s3_server.put(url, f"_quarry/files/{run}.tsv", body)
-    s3_server.client.delete_object(Bucket=s3.BUCKET, Key=s3_key(url, f"_quarry/digests/{merged}"))
+    s3_server.delete(url, f"_quarry/digests/{merged}")
     rerun_skips_every_file()
-
-
-def s3_key(url, rel):
-    return f"{url.removeprefix(f's3://{s3.BUCKET}/')}/{rel}"
 
 
 def test_s3_query_and_report_read_the_delta_snapshot(s3_full, corpus, tmp_path):
@@ -324,9 +319,8 @@ def test_no_secret_reaches_a_log_an_error_or_the_warehouse(fixture_corpus, s3_se
                                   env={"RUST_LOG": "trace", **fresh_cache(tmp_path_factory)})
     assert rc == 0, err[-3000:]
     assert SECRET not in out + err and KEY_ID not in out + err
-    prefix = url.removeprefix("s3://quarry-test/")
     for key in s3_server.keys(url):
-        body = s3_server.client.get_object(Bucket="quarry-test", Key=f"{prefix}/{key}")["Body"].read()
+        body = s3_server.get(url, key)
         assert SECRET.encode() not in body and KEY_ID.encode() not in body, key
     rc, out, err = whr.run_import("s3://no-such-bucket-here/wh", fixture_corpus.batch(1))
     assert rc == 1 and "s3://no-such-bucket-here" in err, err
